@@ -1,0 +1,385 @@
+//! The SMPL-X forward pass (linear blend skinning), in f32, as named steps:
+//! full pose → rotations → shape blend → joint regression → pose correctives → kinematic chain → skinning.
+//!
+//! Follows smplx's `SMPLX.forward` and `lbs` (DOMAIN.md B.3); joints are regressed through precomputed joint
+//! directions (exact by linearity), and skinning uses sparse weights.
+
+use nalgebra::{Matrix3, Vector3};
+
+use super::joints::{LEFT_HAND_FIRST, NUM_HAND_JOINTS, NUM_JOINTS, NUM_POSE_FEATURES};
+use super::{BlendDirs, BodyModel, BodyParams};
+
+/// Choices that change how parameters become a mesh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForwardOptions {
+    /// Add the model's mean hand pose to the hand poses. OSX builds its SMPL-X layer with smplx's defaults, where
+    /// `flat_hand_mean` is false, so its hand poses are relative to the mean: on by default.
+    pub add_hand_mean: bool,
+}
+
+impl Default for ForwardOptions {
+    fn default() -> Self {
+        ForwardOptions {
+            add_hand_mean: true,
+        }
+    }
+}
+
+/// A posed body: vertices and joints in the output frame (camera coordinates when `transl` is OSX's
+/// `cam_trans`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PosedBody {
+    pub vertices: Vec<[f32; 3]>,
+    pub joints: [[f32; 3]; NUM_JOINTS],
+}
+
+/// A rigid transform as a row-major 3×4 matrix `[R | t]`.
+type Affine = [f32; 12];
+
+impl BodyModel {
+    /// Poses the model with `params`.
+    pub fn pose(&self, params: &BodyParams, options: &ForwardOptions) -> PosedBody {
+        let full_pose = self.full_pose(params, options);
+        let rotations: Vec<Matrix3<f32>> = full_pose.iter().map(|r| rodrigues(*r)).collect();
+
+        let mut vertices = self.blend_shapes(&params.betas, &params.expression);
+        let rest_joints = self.regress_joints(&params.betas, &params.expression);
+        if let Some(posedirs) = &self.posedirs {
+            add_pose_correctives(posedirs, &pose_features(&rotations), &mut vertices);
+        }
+        let (skinning, posed_joints) = kinematic_chain(&rotations, &rest_joints, &self.parents);
+        let vertices = self.skin(&vertices, &skinning, params.transl);
+
+        let mut joints = [[0.0; 3]; NUM_JOINTS];
+        for (out, joint) in joints.iter_mut().zip(&posed_joints) {
+            *out = [
+                joint[0] + params.transl[0],
+                joint[1] + params.transl[1],
+                joint[2] + params.transl[2],
+            ];
+        }
+        PosedBody { vertices, joints }
+    }
+
+    /// Step 1: the 55 axis-angles, with the mean hand added when asked for and present.
+    fn full_pose(&self, params: &BodyParams, options: &ForwardOptions) -> [[f32; 3]; NUM_JOINTS] {
+        let mut pose = params.pose;
+        if let (true, Some(mean)) = (options.add_hand_mean, &self.hands_mean) {
+            let hands = &mut pose[LEFT_HAND_FIRST..LEFT_HAND_FIRST + 2 * NUM_HAND_JOINTS];
+            for (joint, mean) in hands.iter_mut().zip(mean.chunks_exact(3)) {
+                for axis in 0..3 {
+                    joint[axis] += mean[axis];
+                }
+            }
+        }
+        pose
+    }
+
+    /// Step 3: `v_template + Σ betas·shape_dirs + Σ expression·expression_dirs`, flat (x, y, z per vertex).
+    fn blend_shapes(&self, betas: &[f32], expression: &[f32]) -> Vec<f32> {
+        let mut vertices: Vec<f32> = self.v_template.iter().flatten().copied().collect();
+        add_blend(&mut vertices, &self.shape_dirs, betas);
+        add_blend(&mut vertices, &self.expression_dirs, expression);
+        vertices
+    }
+
+    /// Step 4: rest joints of the shaped body. The regressor was folded into the joint directions at load time
+    /// (`J_regressor · (v_template + D·c) = J_template + (J_regressor·D)·c`), so this costs O(55·3·k).
+    fn regress_joints(&self, betas: &[f32], expression: &[f32]) -> Vec<Vector3<f32>> {
+        let mut joints: Vec<f32> = self.j_template.iter().flatten().copied().collect();
+        add_blend(&mut joints, &self.j_shape_dirs, betas);
+        add_blend(&mut joints, &self.j_expression_dirs, expression);
+        joints
+            .chunks_exact(3)
+            .map(|j| Vector3::new(j[0], j[1], j[2]))
+            .collect()
+    }
+
+    /// Step 8: `v_out = Σ_j w_vj · A_j · v + transl`, with each vertex's few weights blended into one 3×4.
+    fn skin(&self, vertices: &[f32], skinning: &[Affine], transl: [f32; 3]) -> Vec<[f32; 3]> {
+        vertices
+            .chunks_exact(3)
+            .enumerate()
+            .map(|(vertex, v)| {
+                let mut m = [0.0f32; 12];
+                for (joint, weight) in self.lbs_weights.of_vertex(vertex) {
+                    for (acc, a) in m.iter_mut().zip(&skinning[joint]) {
+                        *acc += weight * a;
+                    }
+                }
+                [
+                    m[0] * v[0] + m[1] * v[1] + m[2] * v[2] + m[3] + transl[0],
+                    m[4] * v[0] + m[5] * v[1] + m[6] * v[2] + m[7] + transl[1],
+                    m[8] * v[0] + m[9] * v[1] + m[10] * v[2] + m[11] + transl[2],
+                ]
+            })
+            .collect()
+    }
+}
+
+/// `target += Σ_c coefficients[c] · dirs[c]`, over the components the model has (extra coefficients are
+/// ignored, as smplx does when a file has fewer directions than asked for).
+fn add_blend(target: &mut [f32], dirs: &BlendDirs, coefficients: &[f32]) {
+    for (c, &coefficient) in coefficients.iter().enumerate().take(dirs.num_components()) {
+        if coefficient == 0.0 {
+            continue;
+        }
+        for (t, d) in target.iter_mut().zip(dirs.component(c)) {
+            *t += coefficient * d;
+        }
+    }
+}
+
+/// Step 2: axis-angle to rotation matrix, `R = I + A·[r]× + B·[r]×²` with `A = sin θ/θ`,
+/// `B = (1 − cos θ)/θ²`, using their Taylor series near θ = 0 so tiny rotations stay exact.
+pub fn rodrigues(r: [f32; 3]) -> Matrix3<f32> {
+    let [x, y, z] = r.map(f64::from);
+    let theta_sq = x * x + y * y + z * z;
+    let (a, b) = if theta_sq < 1e-8 {
+        (1.0 - theta_sq / 6.0, 0.5 - theta_sq / 24.0)
+    } else {
+        let theta = theta_sq.sqrt();
+        (theta.sin() / theta, (1.0 - theta.cos()) / theta_sq)
+    };
+    let k = nalgebra::Matrix3::new(0.0, -z, y, z, 0.0, -x, -y, x, 0.0);
+    let rotation = Matrix3::<f64>::identity() + k * a + k * k * b;
+    rotation.cast::<f32>()
+}
+
+/// Step 5: the pose feature vector, `R_j − I` flattened row-major for joints 1..54 (the root is excluded).
+fn pose_features(rotations: &[Matrix3<f32>]) -> [f32; NUM_POSE_FEATURES] {
+    let mut features = [0.0f32; NUM_POSE_FEATURES];
+    for (joint, rotation) in rotations.iter().enumerate().skip(1) {
+        let base = (joint - 1) * 9;
+        for row in 0..3 {
+            for col in 0..3 {
+                let identity = if row == col { 1.0 } else { 0.0 };
+                features[base + 3 * row + col] = rotation[(row, col)] - identity;
+            }
+        }
+    }
+    features
+}
+
+/// Step 6: `v += posedirs · features`, row by row. posedirs is vertex-major (one contiguous row of 486 values
+/// per vertex coordinate), so this is one streaming pass over the matrix: the step is memory-bound.
+fn add_pose_correctives(
+    posedirs: &[f32],
+    features: &[f32; NUM_POSE_FEATURES],
+    vertices: &mut [f32],
+) {
+    for (v, row) in vertices
+        .iter_mut()
+        .zip(posedirs.chunks_exact(NUM_POSE_FEATURES))
+    {
+        *v += dot(row, features);
+    }
+}
+
+/// Dot product with eight independent accumulators so the compiler can keep SIMD lanes busy.
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (a_chunks, a_rest) = a.as_chunks::<8>();
+    let (b_chunks, b_rest) = b.as_chunks::<8>();
+    for (x, y) in a_chunks.iter().zip(b_chunks) {
+        for lane in 0..8 {
+            acc[lane] += x[lane] * y[lane];
+        }
+    }
+    let tail: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Step 7: world transforms down the kinematic chain. Returns the skinning transforms
+/// `A_j = G_j · [I | −J_j]` (rest space → posed space) and the posed joint positions.
+fn kinematic_chain(
+    rotations: &[Matrix3<f32>],
+    rest_joints: &[Vector3<f32>],
+    parents: &[i32; NUM_JOINTS],
+) -> (Vec<Affine>, Vec<Vector3<f32>>) {
+    let mut world_rotation: Vec<Matrix3<f32>> = Vec::with_capacity(NUM_JOINTS);
+    let mut world_translation: Vec<Vector3<f32>> = Vec::with_capacity(NUM_JOINTS);
+    for joint in 0..NUM_JOINTS {
+        let (rotation, translation) = match usize::try_from(parents[joint]) {
+            Ok(parent) => {
+                let local_offset = rest_joints[joint] - rest_joints[parent];
+                (
+                    world_rotation[parent] * rotations[joint],
+                    world_rotation[parent] * local_offset + world_translation[parent],
+                )
+            }
+            Err(_) => (rotations[joint], rest_joints[joint]),
+        };
+        world_rotation.push(rotation);
+        world_translation.push(translation);
+    }
+    let skinning = (0..NUM_JOINTS)
+        .map(|joint| {
+            let r = &world_rotation[joint];
+            let t = world_translation[joint] - r * rest_joints[joint];
+            [
+                r[(0, 0)],
+                r[(0, 1)],
+                r[(0, 2)],
+                t.x,
+                r[(1, 0)],
+                r[(1, 1)],
+                r[(1, 2)],
+                t.y,
+                r[(2, 0)],
+                r[(2, 1)],
+                r[(2, 2)],
+                t.z,
+            ]
+        })
+        .collect();
+    (skinning, world_translation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::joints::PARENTS;
+    use super::super::{ModelKind, SparseWeights};
+    use super::*;
+
+    /// A two-vertex-per-joint toy model: vertex 2j sits at joint j, vertex 2j+1 one unit above it; each vertex
+    /// belongs wholly to its joint.
+    fn toy_model() -> BodyModel {
+        let j_template: [[f32; 3]; NUM_JOINTS] =
+            std::array::from_fn(|j| [j as f32 * 0.1, -(j as f32) * 0.05, 0.0]);
+        let v_template: Vec<[f32; 3]> = j_template
+            .iter()
+            .flat_map(|j| [*j, [j[0], j[1] + 1.0, j[2]]])
+            .collect();
+        let num_vertices = v_template.len();
+        let mut dense = vec![0.0; num_vertices * NUM_JOINTS];
+        for v in 0..num_vertices {
+            dense[v * NUM_JOINTS + v / 2] = 1.0;
+        }
+        let shape_dirs = BlendDirs {
+            data: (0..num_vertices * 3)
+                .map(|i| (i % 3) as f32 * 0.01)
+                .collect(),
+            stride: num_vertices * 3,
+        };
+        BodyModel {
+            kind: ModelKind::StandIn,
+            v_template,
+            faces: vec![],
+            shape_dirs,
+            expression_dirs: BlendDirs {
+                data: vec![],
+                stride: num_vertices * 3,
+            },
+            j_template,
+            j_shape_dirs: BlendDirs {
+                data: vec![0.0; NUM_JOINTS * 3],
+                stride: NUM_JOINTS * 3,
+            },
+            j_expression_dirs: BlendDirs {
+                data: vec![],
+                stride: NUM_JOINTS * 3,
+            },
+            posedirs: None,
+            parents: PARENTS,
+            lbs_weights: SparseWeights::from_dense(&dense, num_vertices),
+            hands_mean: Some([0.1; 90]),
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn rodrigues_matches_a_quarter_turn_about_z() {
+        let r = rodrigues([0.0, 0.0, std::f32::consts::FRAC_PI_2]);
+        let x = r * Vector3::new(1.0, 0.0, 0.0);
+        assert!((x - Vector3::new(0.0, 1.0, 0.0)).norm() < 1e-6);
+    }
+
+    #[test]
+    fn rodrigues_of_tiny_rotation_is_first_order_exact() {
+        let r = rodrigues([1e-6, 0.0, 0.0]);
+        assert!((r[(2, 1)] - 1e-6).abs() < 1e-12);
+        assert!((r[(1, 1)] - 1.0).abs() < 1e-12);
+        assert_eq!(rodrigues([0.0; 3]), Matrix3::identity());
+    }
+
+    #[test]
+    fn zero_pose_returns_shaped_template() {
+        let model = toy_model();
+        let params = BodyParams {
+            betas: vec![2.0],
+            ..BodyParams::default()
+        };
+        let posed = model.pose(
+            &params,
+            &ForwardOptions {
+                add_hand_mean: false,
+            },
+        );
+        for (vertex, (out, rest)) in posed.vertices.iter().zip(&model.v_template).enumerate() {
+            for axis in 0..3 {
+                let expected = rest[axis] + 2.0 * model.shape_dirs.component(0)[vertex * 3 + axis];
+                assert!((out[axis] - expected).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn rotating_left_elbow_moves_only_vertices_skinned_to_its_subtree() {
+        let model = toy_model();
+        let options = ForwardOptions {
+            add_hand_mean: false,
+        };
+        let rest = model.pose(&BodyParams::default(), &options);
+        let mut params = BodyParams::default();
+        let left_elbow = super::super::joints::joint_index("left_elbow").unwrap();
+        params.pose[left_elbow] = [0.0, 0.0, 1.0];
+        let bent = model.pose(&params, &options);
+        let in_subtree = |mut joint: usize| loop {
+            if joint == left_elbow {
+                return true;
+            }
+            match usize::try_from(PARENTS[joint]) {
+                Ok(parent) => joint = parent,
+                Err(_) => return false,
+            }
+        };
+        for vertex in 0..model.num_vertices() {
+            let moved =
+                (0..3).any(|a| (bent.vertices[vertex][a] - rest.vertices[vertex][a]).abs() > 1e-6);
+            let joint = vertex / 2;
+            // The vertex at the elbow joint itself is the rotation centre and stays put.
+            let expected = in_subtree(joint) && !(joint == left_elbow && vertex % 2 == 0);
+            assert_eq!(moved, expected, "vertex {vertex} of joint {joint}");
+        }
+    }
+
+    #[test]
+    fn hand_mean_is_added_only_when_asked() {
+        let model = toy_model();
+        let with = model.pose(
+            &BodyParams::default(),
+            &ForwardOptions {
+                add_hand_mean: true,
+            },
+        );
+        let without = model.pose(
+            &BodyParams::default(),
+            &ForwardOptions {
+                add_hand_mean: false,
+            },
+        );
+        let index2 = super::super::joints::joint_index("left_index2").unwrap();
+        assert_ne!(with.joints[index2], without.joints[index2]);
+        let knee = super::super::joints::joint_index("left_knee").unwrap();
+        assert_eq!(with.joints[knee], without.joints[knee]);
+    }
+
+    #[test]
+    fn dot_handles_tails() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32).collect();
+        let b = vec![1.0; 19];
+        assert_eq!(dot(&a, &b), (0..19).sum::<i32>() as f32);
+    }
+}

@@ -1,0 +1,310 @@
+//! The subcommands, on top of the stages: each turns its flags into stage calls and prints what a user needs.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::body::{BodyModel, ForwardOptions, load_smplx};
+use crate::cli::{CheckArgs, Command, MeshArgs, ModelArgs, SequenceArgs};
+use crate::frames::npz::NpzLimits;
+use crate::frames::{ReadOptions, Sequence, SequenceOptions, discover, read_frame};
+use crate::mesh_file::{MeshFormat, write_meshes};
+use crate::pipeline::{MeshOrigin, MeshSettings, check_settings, frame_meshes};
+
+/// Runs one subcommand.
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Check(args) => check(&args),
+        Command::Mesh(args) => mesh(&args),
+    }
+}
+
+fn open_sequence(args: &SequenceArgs) -> anyhow::Result<Sequence> {
+    let options = SequenceOptions {
+        first_number: args.first_frame_number,
+    };
+    let sequence = discover(&args.sequence, &options)?;
+    for ignored in &sequence.ignored {
+        tracing::warn!(file = %ignored.path.display(), why = %ignored.why, "ignoring file");
+    }
+    Ok(sequence)
+}
+
+/// Loads the user's model, or the stand-in when none is given; warnings go to the log.
+pub fn load_model(args: &ModelArgs) -> anyhow::Result<BodyModel> {
+    let model = match &args.model {
+        Some(path) => load_smplx(path, NpzLimits::MODEL)?,
+        None => {
+            tracing::info!("no --model given: using the built-in stand-in body (not SMPL-X)");
+            BodyModel::stand_in()
+        }
+    };
+    for warning in &model.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(model)
+}
+
+fn mesh_settings(args: &ModelArgs) -> MeshSettings {
+    MeshSettings {
+        source: args.mesh_source,
+        forward: ForwardOptions {
+            add_hand_mean: !args.flat_hands,
+        },
+    }
+}
+
+/// What `check` found, also its JSON output.
+#[derive(Debug, serde::Serialize)]
+struct CheckReport {
+    sequence: String,
+    layout: String,
+    first_frame_number: u32,
+    last_frame_number: u32,
+    num_frames: usize,
+    num_valid: usize,
+    /// Frame numbers by reason string, for frames that are not valid.
+    invalid: BTreeMap<String, Vec<u32>>,
+    /// Frame numbers with more than one person.
+    multi_person: Vec<u32>,
+    ignored_files: Vec<String>,
+    /// One message per invalid frame, naming the file and the problem.
+    messages: Vec<String>,
+}
+
+fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let sequence = open_sequence(&args.sequence)?;
+    let options = ReadOptions::default();
+    let mut report = CheckReport {
+        sequence: sequence.dir.display().to_string(),
+        layout: sequence.layout.to_string(),
+        first_frame_number: sequence.first_number,
+        last_frame_number: sequence
+            .frames
+            .last()
+            .map_or(sequence.first_number, |f| f.number),
+        num_frames: sequence.len(),
+        num_valid: 0,
+        invalid: BTreeMap::new(),
+        multi_person: Vec::new(),
+        ignored_files: sequence
+            .ignored
+            .iter()
+            .map(|i| format!("{} ({})", i.path.display(), i.why))
+            .collect(),
+        messages: Vec::new(),
+    };
+    for slot in &sequence.frames {
+        match read_frame(slot, &options) {
+            Ok(frame) => {
+                report.num_valid += 1;
+                if frame.persons.len() > 1 {
+                    report.multi_person.push(slot.number);
+                }
+            }
+            Err(error) => {
+                tracing::debug!(frame = slot.number, %error, "invalid frame");
+                report
+                    .invalid
+                    .entry(error.reason().to_string())
+                    .or_default()
+                    .push(slot.number);
+                report
+                    .messages
+                    .push(format!("frame {}: {error}", slot.number));
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let printed = if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)
+    } else {
+        print_check(&mut out, &report)
+    };
+    finish_output(printed)
+}
+
+fn print_check(out: &mut impl Write, report: &CheckReport) -> io::Result<()> {
+    let percent = |n: usize| 100.0 * n as f64 / report.num_frames.max(1) as f64;
+    let width = report
+        .invalid
+        .keys()
+        .map(|r| r.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let row =
+        |out: &mut dyn Write, label: &str, value: String| writeln!(out, "{label:<width$}  {value}");
+    row(out, "sequence", report.sequence.clone())?;
+    row(out, "layout", report.layout.clone())?;
+    row(
+        out,
+        "frames",
+        format!(
+            "{} (numbers {}–{}; number {} is video frame 0)",
+            report.num_frames,
+            report.first_frame_number,
+            report.last_frame_number,
+            report.first_frame_number
+        ),
+    )?;
+    row(
+        out,
+        "valid",
+        format!("{} ({:.1} %)", report.num_valid, percent(report.num_valid)),
+    )?;
+    if !report.multi_person.is_empty() {
+        row(
+            out,
+            "",
+            format!("{} of them with several persons", report.multi_person.len()),
+        )?;
+    }
+    for (reason, numbers) in &report.invalid {
+        let noun = if numbers.len() == 1 {
+            "frame"
+        } else {
+            "frames"
+        };
+        row(
+            out,
+            reason,
+            format!(
+                "{} ({:.1} %): {noun} {}",
+                numbers.len(),
+                percent(numbers.len()),
+                ranges(numbers)
+            ),
+        )?;
+    }
+    for ignored in &report.ignored_files {
+        row(out, "ignored", ignored.clone())?;
+    }
+    if !report.messages.is_empty() {
+        writeln!(out)?;
+    }
+    for message in &report.messages {
+        writeln!(out, "{message}")?;
+    }
+    Ok(())
+}
+
+/// A reader that stopped listening (`meshreel check … | head`) is not an error.
+fn finish_output(printed: io::Result<()>) -> anyhow::Result<ExitCode> {
+    match printed {
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// `[1, 2, 3, 7, 9, 10]` → `1–3, 7, 9–10`.
+fn ranges(numbers: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut iter = numbers.iter().copied().peekable();
+    while let Some(start) = iter.next() {
+        let mut end = start;
+        while iter.peek() == Some(&(end + 1)) {
+            end = iter.next().unwrap_or(end);
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}–{end}")
+        });
+    }
+    parts.join(", ")
+}
+
+fn mesh(args: &MeshArgs) -> anyhow::Result<ExitCode> {
+    let Some(format) = MeshFormat::from_path(&args.out) else {
+        bail!(
+            "the output file must end in .obj or .ply: {}",
+            args.out.display()
+        );
+    };
+    let sequence = open_sequence(&args.sequence)?;
+    let model = load_model(&args.model)?;
+    let settings = mesh_settings(&args.model);
+    check_settings(&model, &settings)?;
+
+    let Some(slot) = sequence.by_number(args.frame) else {
+        let last = sequence
+            .frames
+            .last()
+            .map_or(sequence.first_number, |f| f.number);
+        bail!(
+            "frame {} is outside the sequence (frame numbers {}–{}): {}",
+            args.frame,
+            sequence.first_number,
+            last,
+            sequence.dir.display()
+        );
+    };
+    let options = ReadOptions {
+        saved_vertices: settings.needs_saved_vertices(),
+        ..ReadOptions::default()
+    };
+    let frame = read_frame(slot, &options)
+        .map_err(|e| anyhow::anyhow!("frame {} is not valid ({}): {e}", slot.number, e.reason()))?;
+    let meshes = frame_meshes(&model, &frame, &settings);
+    for mesh in &meshes {
+        if settings.needs_saved_vertices() && mesh.origin == MeshOrigin::Params {
+            tracing::warn!(
+                person = mesh.person,
+                "no usable saved vertices: posed from the parameters instead"
+            );
+        }
+    }
+    let header = format!(
+        "meshreel {}\nmodel: {}\nsequence: {} frame {} (video frame {})\ncamera coordinates in metres (OpenCV: +x \
+         right, +y down, +z forward)",
+        env!("CARGO_PKG_VERSION"),
+        model.describe(),
+        sequence.dir.display(),
+        slot.number,
+        slot.video_index
+    );
+    write_meshes(&args.out, format, &meshes, &model.faces, &header)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let sources: Vec<String> = meshes
+        .iter()
+        .map(|m| {
+            format!(
+                "person {} from {}",
+                m.person,
+                if m.origin == MeshOrigin::Saved {
+                    "saved vertices"
+                } else {
+                    "parameters"
+                }
+            )
+        })
+        .collect();
+    let printed = writeln!(
+        std::io::stdout(),
+        "wrote {} ({} vertices each; {}; {}) to {}",
+        if meshes.len() == 1 {
+            "1 person".to_string()
+        } else {
+            format!("{} persons", meshes.len())
+        },
+        model.num_vertices(),
+        model.describe(),
+        sources.join(", "),
+        args.out.display()
+    );
+    finish_output(printed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_collapse_runs() {
+        assert_eq!(ranges(&[1, 2, 3, 7, 9, 10]), "1–3, 7, 9–10");
+        assert_eq!(ranges(&[]), "");
+    }
+}

@@ -1,0 +1,646 @@
+//! Reading NPZ archives (zip files of `.npy` arrays, stored or deflated) with hard limits.
+//!
+//! Hostile or broken files become typed errors, never panics or unbounded allocations: every entry is read
+//! through a byte cap, the `.npy` preamble is checked before numpy's header text is parsed, and an array's
+//! declared size is checked against the caps before any buffer is allocated. Object (pickled) arrays are never
+//! unpickled.
+
+use std::fs::File;
+use std::io::{self, BufReader, Cursor, Read, Seek};
+use std::path::{Path, PathBuf};
+
+use npyz::{DType, NpyFile, Order, TypeChar};
+use zip::ZipArchive;
+
+/// Byte caps applied while reading one archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NpzLimits {
+    /// Largest decompressed `.npy` entry (header and data) that is read.
+    pub max_array_bytes: u64,
+    /// Largest total of decompressed bytes read from one archive.
+    pub max_total_bytes: u64,
+    /// Largest archive file that is opened at all.
+    pub max_file_bytes: u64,
+    /// Most entries an archive may list.
+    pub max_entries: usize,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+impl NpzLimits {
+    /// Sized for the real SMPL-X model files: the largest array (posedirs, 10475×3×486) is 61 MB as float32 and
+    /// 122 MB as float64, and a float64 file decompresses to about 250 MB.
+    pub const MODEL: NpzLimits = NpzLimits {
+        max_array_bytes: 256 * MIB,
+        max_total_bytes: 512 * MIB,
+        max_file_bytes: 1024 * MIB,
+        max_entries: 4096,
+    };
+
+    /// Sized for per-frame parameter files: their largest array (saved vertices, 10475×3 float64) is 251 KB.
+    pub const FRAME: NpzLimits = NpzLimits {
+        max_array_bytes: 16 * MIB,
+        max_total_bytes: 64 * MIB,
+        max_file_bytes: 256 * MIB,
+        max_entries: 4096,
+    };
+}
+
+/// Why an archive or one of its arrays could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum NpzError {
+    #[error("cannot read the file: {0}")]
+    Io(#[source] io::Error),
+    #[error("the file is {bytes} bytes, over the limit of {limit} bytes")]
+    FileTooLarge { bytes: u64, limit: u64 },
+    #[error("not a readable NPZ (zip) archive: {0}")]
+    NotZip(String),
+    #[error("the archive lists {count} entries, over the limit of {limit}")]
+    TooManyEntries { count: usize, limit: usize },
+    #[error("array '{key}' is {bytes} bytes, over the limit of {limit} bytes")]
+    ArrayTooLarge { key: String, bytes: u64, limit: u64 },
+    #[error("the arrays read so far total {bytes} bytes, over the per-file limit of {limit} bytes")]
+    TotalTooLarge { bytes: u64, limit: u64 },
+    #[error("array '{key}' is damaged: {detail}")]
+    BadEntry { key: String, detail: String },
+    #[error("array '{key}' holds pickled Python objects, which are never unpickled")]
+    Pickled { key: String },
+    #[error("array '{key}' has dtype {dtype}, which cannot be read as {wanted}")]
+    WrongDtype {
+        key: String,
+        dtype: String,
+        wanted: &'static str,
+    },
+    #[error("no array '{key}' in the archive")]
+    MissingKey { key: String },
+}
+
+impl NpzError {
+    /// True when the archive as a whole is unusable (as opposed to one array being absent or of the wrong type).
+    pub fn is_corrupt(&self) -> bool {
+        !matches!(
+            self,
+            NpzError::Io(_)
+                | NpzError::Pickled { .. }
+                | NpzError::WrongDtype { .. }
+                | NpzError::MissingKey { .. }
+        )
+    }
+}
+
+/// The element values of an array, widened or narrowed to one of three kinds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ArrayData {
+    /// Floating-point values (float16/32/64 become f32).
+    Float(Vec<f32>),
+    /// Integer and boolean values.
+    Int(Vec<i64>),
+    /// Unicode or byte strings.
+    Text(Vec<String>),
+}
+
+/// One array read from an archive: its shape (C order) and its values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Array {
+    pub shape: Vec<u64>,
+    pub data: ArrayData,
+}
+
+impl Array {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match &self.data {
+            ArrayData::Float(v) => v.len(),
+            ArrayData::Int(v) => v.len(),
+            ArrayData::Text(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values as f32, if numeric.
+    pub fn to_f32(&self) -> Option<Vec<f32>> {
+        match &self.data {
+            ArrayData::Float(v) => Some(v.clone()),
+            ArrayData::Int(v) => Some(v.iter().map(|x| *x as f32).collect()),
+            ArrayData::Text(_) => None,
+        }
+    }
+
+    /// A short description such as `float32 (21, 3)` for error messages.
+    pub fn describe(&self) -> String {
+        let kind = match &self.data {
+            ArrayData::Float(_) => "float",
+            ArrayData::Int(_) => "integer",
+            ArrayData::Text(_) => "string",
+        };
+        format!("{kind} array of shape {}", shape_string(&self.shape))
+    }
+}
+
+/// Formats a shape the way numpy prints it: `(3,)`, `(21, 3)`, `()`.
+pub fn shape_string(shape: &[u64]) -> String {
+    match shape {
+        [] => "()".to_string(),
+        [n] => format!("({n},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// An open NPZ archive. Arrays are decoded on request only, so unused keys cost nothing.
+pub struct NpzArchive<R: Read + Seek> {
+    zip: ZipArchive<R>,
+    path: PathBuf,
+    limits: NpzLimits,
+    bytes_read: u64,
+    /// Array names (entry names without `.npy`), in archive order, with their entry names.
+    keys: Vec<(String, String)>,
+}
+
+impl NpzArchive<Cursor<Vec<u8>>> {
+    /// Reads a whole (small) archive into memory and opens it: one read, then no more I/O. Frame files use this.
+    pub fn read_file(path: &Path, limits: NpzLimits) -> Result<Self, NpzError> {
+        let mut file = File::open(path).map_err(NpzError::Io)?;
+        let len = file.metadata().map_err(NpzError::Io)?.len();
+        if len > limits.max_file_bytes {
+            return Err(NpzError::FileTooLarge {
+                bytes: len,
+                limit: limits.max_file_bytes,
+            });
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut bytes).map_err(NpzError::Io)?;
+        Self::new(Cursor::new(bytes), path, limits)
+    }
+}
+
+impl NpzArchive<BufReader<File>> {
+    /// Opens an archive for streaming reads; large model files use this so no array is held twice.
+    pub fn open(path: &Path, limits: NpzLimits) -> Result<Self, NpzError> {
+        let file = File::open(path).map_err(NpzError::Io)?;
+        let len = file.metadata().map_err(NpzError::Io)?.len();
+        if len > limits.max_file_bytes {
+            return Err(NpzError::FileTooLarge {
+                bytes: len,
+                limit: limits.max_file_bytes,
+            });
+        }
+        Self::new(BufReader::with_capacity(256 * 1024, file), path, limits)
+    }
+}
+
+impl<R: Read + Seek> NpzArchive<R> {
+    /// Opens an archive from any seekable reader; `path` is used for messages only.
+    pub fn new(reader: R, path: &Path, limits: NpzLimits) -> Result<Self, NpzError> {
+        let zip = ZipArchive::new(reader).map_err(|e| match e {
+            zip::result::ZipError::Io(io) if io.kind() != io::ErrorKind::UnexpectedEof => {
+                NpzError::Io(io)
+            }
+            other => NpzError::NotZip(other.to_string()),
+        })?;
+        if zip.len() > limits.max_entries {
+            return Err(NpzError::TooManyEntries {
+                count: zip.len(),
+                limit: limits.max_entries,
+            });
+        }
+        let keys = zip
+            .file_names()
+            .map(|name| {
+                let name = name.map_err(|e| NpzError::NotZip(e.to_string()))?;
+                let key = name.strip_suffix(".npy").unwrap_or(&name);
+                Ok((key.to_string(), name.to_string()))
+            })
+            .collect::<Result<_, NpzError>>()?;
+        Ok(NpzArchive {
+            zip,
+            path: path.to_path_buf(),
+            limits,
+            bytes_read: 0,
+            keys,
+        })
+    }
+
+    /// The file this archive was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Array names, in archive order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|(key, _)| key.as_str())
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys.iter().any(|(k, _)| k == key)
+    }
+
+    /// Reads one array, widening or narrowing its values to f32, i64 or String.
+    pub fn read(&mut self, key: &str) -> Result<Array, NpzError> {
+        self.with_npy(key, |key, npy, len| {
+            let shape = npy.shape().to_vec();
+            let type_str = plain_type(key, &npy)?;
+            let data = match type_str.type_char() {
+                TypeChar::Float => ArrayData::Float(read_floats(key, npy, len)?),
+                TypeChar::Int | TypeChar::Uint | TypeChar::Bool => {
+                    ArrayData::Int(read_ints(key, npy, len)?)
+                }
+                TypeChar::UnicodeStr => ArrayData::Text(collect(key, npy.data::<String>(), len)?),
+                TypeChar::ByteStr => ArrayData::Text(
+                    collect(key, npy.data::<Vec<u8>>(), len)?
+                        .into_iter()
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .collect(),
+                ),
+                _ => {
+                    return Err(NpzError::WrongDtype {
+                        key: key.to_string(),
+                        dtype: type_str.to_string(),
+                        wanted: "numbers or text",
+                    });
+                }
+            };
+            Ok(Array { shape, data })
+        })
+    }
+
+    /// Reads one numeric array as f32 (float64 is narrowed while streaming, so it is never held whole).
+    pub fn read_f32(&mut self, key: &str) -> Result<(Vec<u64>, Vec<f32>), NpzError> {
+        self.with_npy(key, |key, npy, len| {
+            let shape = npy.shape().to_vec();
+            let type_str = plain_type(key, &npy)?;
+            let data = match type_str.type_char() {
+                TypeChar::Float => read_floats(key, npy, len)?,
+                TypeChar::Int | TypeChar::Uint | TypeChar::Bool => read_ints(key, npy, len)?
+                    .into_iter()
+                    .map(|v| v as f32)
+                    .collect(),
+                _ => {
+                    return Err(NpzError::WrongDtype {
+                        key: key.to_string(),
+                        dtype: type_str.to_string(),
+                        wanted: "numbers",
+                    });
+                }
+            };
+            Ok((shape, data))
+        })
+    }
+
+    /// Reads one integer array as i64.
+    pub fn read_i64(&mut self, key: &str) -> Result<(Vec<u64>, Vec<i64>), NpzError> {
+        self.with_npy(key, |key, npy, len| {
+            let shape = npy.shape().to_vec();
+            let type_str = plain_type(key, &npy)?;
+            match type_str.type_char() {
+                TypeChar::Int | TypeChar::Uint | TypeChar::Bool => {
+                    Ok((shape, read_ints(key, npy, len)?))
+                }
+                _ => Err(NpzError::WrongDtype {
+                    key: key.to_string(),
+                    dtype: type_str.to_string(),
+                    wanted: "integers",
+                }),
+            }
+        })
+    }
+
+    /// Opens entry `key`, checks its preamble and declared sizes against the limits, hands the parsed `.npy`
+    /// to `decode` (with its element count), then drains the entry so the zip CRC is verified.
+    fn with_npy<T>(
+        &mut self,
+        key: &str,
+        decode: impl FnOnce(&str, NpyFile<Box<dyn Read + '_>>, usize) -> Result<T, NpzError>,
+    ) -> Result<T, NpzError> {
+        let entry_name = self
+            .keys
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, name)| name.clone())
+            .ok_or_else(|| NpzError::MissingKey {
+                key: key.to_string(),
+            })?;
+        let limits = self.limits;
+        let bad = |detail: String| NpzError::BadEntry {
+            key: key.to_string(),
+            detail,
+        };
+        let entry = self
+            .zip
+            .by_name(&entry_name)
+            .map_err(|e| bad(e.to_string()))?;
+        let declared = entry.size();
+        if declared > limits.max_array_bytes {
+            return Err(NpzError::ArrayTooLarge {
+                key: key.to_string(),
+                bytes: declared,
+                limit: limits.max_array_bytes,
+            });
+        }
+        if self.bytes_read + declared > limits.max_total_bytes {
+            return Err(NpzError::TotalTooLarge {
+                bytes: self.bytes_read + declared,
+                limit: limits.max_total_bytes,
+            });
+        }
+        // The declared size can lie (a zip bomb); the cap holds whatever the stream produces. One byte over the
+        // declared size lets the zip reader see the end of the entry, which is where it checks the CRC-32.
+        let mut capped = CountingReader {
+            inner: entry.take(declared.saturating_add(1)),
+            count: 0,
+        };
+        let preamble = read_preamble(&mut capped).map_err(|e| bad(e.to_string()))?;
+        let mut stream =
+            BufReader::with_capacity(64 * 1024, Cursor::new(preamble).chain(&mut capped));
+        let result = {
+            let boxed: Box<dyn Read + '_> = Box::new(&mut stream);
+            let npy = NpyFile::new(boxed).map_err(|e| bad(format!("bad .npy header: {e}")))?;
+            let len = checked_len(key, &npy, declared, limits)?;
+            decode(key, npy, len)
+        };
+        // Reaching the end of the entry makes the zip reader verify the CRC-32.
+        io::copy(&mut stream, &mut io::sink()).map_err(|e| bad(e.to_string()))?;
+        self.bytes_read += capped.count;
+        result
+    }
+}
+
+/// Longest `.npy` header text accepted (numpy itself refuses more than 10,000 bytes by default).
+const MAX_NPY_HEADER_BYTES: usize = 10_000;
+/// Deepest bracket nesting accepted in the header text, so a hostile header cannot exhaust the parser's stack.
+const MAX_NPY_HEADER_NESTING: usize = 16;
+
+/// Reads and checks the `.npy` magic, version, header length and header text; returns those bytes so the
+/// real parser can read them again.
+fn read_preamble(reader: &mut impl Read) -> io::Result<Vec<u8>> {
+    let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidData, msg);
+    let mut fixed = [0u8; 8];
+    reader.read_exact(&mut fixed)?;
+    if &fixed[..6] != b"\x93NUMPY" {
+        return Err(invalid("not a .npy array (wrong magic bytes)".to_string()));
+    }
+    let header_len = match fixed[6] {
+        1 => {
+            let mut len = [0u8; 2];
+            reader.read_exact(&mut len)?;
+            let mut out = fixed.to_vec();
+            out.extend_from_slice(&len);
+            (u16::from_le_bytes(len) as usize, out)
+        }
+        2 | 3 => {
+            let mut len = [0u8; 4];
+            reader.read_exact(&mut len)?;
+            let mut out = fixed.to_vec();
+            out.extend_from_slice(&len);
+            (u32::from_le_bytes(len) as usize, out)
+        }
+        v => return Err(invalid(format!("unsupported .npy format version {v}"))),
+    };
+    let (len, mut out) = header_len;
+    if len > MAX_NPY_HEADER_BYTES {
+        return Err(invalid(format!(
+            "header of {len} bytes, over the limit of {MAX_NPY_HEADER_BYTES}"
+        )));
+    }
+    let start = out.len();
+    out.resize(start + len, 0);
+    reader.read_exact(&mut out[start..])?;
+    let mut depth = 0usize;
+    for byte in &out[start..] {
+        match byte {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NPY_HEADER_NESTING {
+                    return Err(invalid("header nests too deeply".to_string()));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Checks the array's declared data size against the entry size and the limits; returns the element count.
+fn checked_len<R: Read>(
+    key: &str,
+    npy: &NpyFile<R>,
+    declared: u64,
+    limits: NpzLimits,
+) -> Result<usize, NpzError> {
+    let len = npy
+        .shape()
+        .iter()
+        .try_fold(1u64, |acc, d| acc.checked_mul(*d))
+        .ok_or_else(|| NpzError::ArrayTooLarge {
+            key: key.to_string(),
+            bytes: u64::MAX,
+            limit: limits.max_array_bytes,
+        })?;
+    if npy.dtype().num_bytes().is_none() || npy.dtype().uses_pickled_array() {
+        // Pickled arrays have no fixed item size; their decode step reports them.
+        return Ok(0);
+    }
+    let item = npy.dtype().num_bytes().unwrap_or(0) as u64;
+    let bytes = len.saturating_mul(item);
+    if bytes > limits.max_array_bytes {
+        return Err(NpzError::ArrayTooLarge {
+            key: key.to_string(),
+            bytes,
+            limit: limits.max_array_bytes,
+        });
+    }
+    if bytes > declared {
+        return Err(NpzError::BadEntry {
+            key: key.to_string(),
+            detail: format!(
+                "header announces {bytes} bytes of data but the entry holds only {declared} bytes"
+            ),
+        });
+    }
+    usize::try_from(len).map_err(|_| NpzError::ArrayTooLarge {
+        key: key.to_string(),
+        bytes,
+        limit: limits.max_array_bytes,
+    })
+}
+
+/// The plain (non-record) type of an array, or the reason it has none we can read.
+fn plain_type<R: Read>(key: &str, npy: &NpyFile<R>) -> Result<npyz::TypeStr, NpzError> {
+    match npy.dtype() {
+        DType::Plain(t) if t.type_char() == TypeChar::Object => Err(NpzError::Pickled {
+            key: key.to_string(),
+        }),
+        DType::Plain(t) => Ok(t),
+        other => Err(NpzError::WrongDtype {
+            key: key.to_string(),
+            dtype: other.descr(),
+            wanted: "a plain array",
+        }),
+    }
+}
+
+fn read_floats<R: Read>(key: &str, npy: NpyFile<R>, len: usize) -> Result<Vec<f32>, NpzError> {
+    let order = npy.order();
+    let shape = npy.shape().to_vec();
+    let size = plain_type(key, &npy)?.size_field();
+    let values = match size {
+        8 => collect_map(key, npy.data::<f64>(), len, |v| v as f32)?,
+        4 => collect(key, npy.data::<f32>(), len)?,
+        // float16 and float128 have no reader here; say so rather than guess.
+        other => {
+            return Err(NpzError::WrongDtype {
+                key: key.to_string(),
+                dtype: format!("float{}", other * 8),
+                wanted: "float32 or float64",
+            });
+        }
+    };
+    Ok(into_c_order(values, &shape, order))
+}
+
+fn read_ints<R: Read>(key: &str, npy: NpyFile<R>, len: usize) -> Result<Vec<i64>, NpzError> {
+    let order = npy.order();
+    let shape = npy.shape().to_vec();
+    let ty = plain_type(key, &npy)?;
+    let values = match (ty.type_char(), ty.size_field()) {
+        (TypeChar::Bool, _) => collect_map(key, npy.data::<bool>(), len, i64::from)?,
+        (TypeChar::Int, 1) => collect_map(key, npy.data::<i8>(), len, i64::from)?,
+        (TypeChar::Int, 2) => collect_map(key, npy.data::<i16>(), len, i64::from)?,
+        (TypeChar::Int, 4) => collect_map(key, npy.data::<i32>(), len, i64::from)?,
+        (TypeChar::Int, 8) => collect(key, npy.data::<i64>(), len)?,
+        (TypeChar::Uint, 1) => collect_map(key, npy.data::<u8>(), len, i64::from)?,
+        (TypeChar::Uint, 2) => collect_map(key, npy.data::<u16>(), len, i64::from)?,
+        (TypeChar::Uint, 4) => collect_map(key, npy.data::<u32>(), len, i64::from)?,
+        // uint64 wraps: the only value above i64::MAX seen in model files is u64::MAX, meaning -1.
+        (TypeChar::Uint, 8) => collect_map(key, npy.data::<u64>(), len, |v| v as i64)?,
+        _ => {
+            return Err(NpzError::WrongDtype {
+                key: key.to_string(),
+                dtype: ty.to_string(),
+                wanted: "integers",
+            });
+        }
+    };
+    Ok(into_c_order(values, &shape, order))
+}
+
+fn collect<T: npyz::Deserialize, R: Read>(
+    key: &str,
+    reader: Result<npyz::NpyReader<T, R>, npyz::DTypeError>,
+    len: usize,
+) -> Result<Vec<T>, NpzError> {
+    collect_map(key, reader, len, |v| v)
+}
+
+fn collect_map<T: npyz::Deserialize, U, R: Read>(
+    key: &str,
+    reader: Result<npyz::NpyReader<T, R>, npyz::DTypeError>,
+    len: usize,
+    map: impl Fn(T) -> U,
+) -> Result<Vec<U>, NpzError> {
+    let reader = reader.map_err(|e| NpzError::WrongDtype {
+        key: key.to_string(),
+        dtype: e.to_string(),
+        wanted: "a readable array",
+    })?;
+    let mut out = Vec::with_capacity(len);
+    for value in reader {
+        let value = value.map_err(|e| NpzError::BadEntry {
+            key: key.to_string(),
+            detail: if e.kind() == io::ErrorKind::UnexpectedEof {
+                "the array's data ends early (truncated)".to_string()
+            } else {
+                e.to_string()
+            },
+        })?;
+        out.push(map(value));
+    }
+    Ok(out)
+}
+
+/// Reorders a Fortran-order array into C order (a no-op for C order and for 0-d/1-d arrays).
+fn into_c_order<T: Copy>(values: Vec<T>, shape: &[u64], order: Order) -> Vec<T> {
+    if order == Order::C || shape.len() < 2 || values.is_empty() {
+        return values;
+    }
+    let dims: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
+    let mut out = Vec::with_capacity(values.len());
+    let mut index = vec![0usize; dims.len()];
+    for _ in 0..values.len() {
+        // Fortran offset of the current C-order multi-index.
+        let mut offset = 0usize;
+        let mut stride = 1usize;
+        for (i, d) in index.iter().zip(&dims) {
+            offset += i * stride;
+            stride *= d;
+        }
+        out.push(values[offset]);
+        for axis in (0..dims.len()).rev() {
+            index[axis] += 1;
+            if index[axis] < dims[axis] {
+                break;
+            }
+            index[axis] = 0;
+        }
+    }
+    out
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fortran_order_is_reordered_to_c_order() {
+        // 2×3 array [[1,2,3],[4,5,6]] stored column-major.
+        let fortran = vec![1, 4, 2, 5, 3, 6];
+        assert_eq!(
+            into_c_order(fortran, &[2, 3], Order::Fortran),
+            vec![1, 2, 3, 4, 5, 6]
+        );
+    }
+
+    #[test]
+    fn shapes_print_like_numpy() {
+        assert_eq!(shape_string(&[]), "()");
+        assert_eq!(shape_string(&[3]), "(3,)");
+        assert_eq!(shape_string(&[21, 3]), "(21, 3)");
+    }
+
+    #[test]
+    fn preamble_rejects_huge_and_deeply_nested_headers() {
+        let mut huge = b"\x93NUMPY\x02\x00".to_vec();
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(read_preamble(&mut huge.as_slice()).is_err());
+
+        let text = "(".repeat(100);
+        let mut nested = b"\x93NUMPY\x01\x00".to_vec();
+        nested.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        nested.extend_from_slice(text.as_bytes());
+        let err = read_preamble(&mut nested.as_slice()).unwrap_err();
+        assert!(err.to_string().contains("nests"), "{err}");
+    }
+}

@@ -1,0 +1,20 @@
+//! meshreel turns per-frame SMPL-X parameter files from whole-body mesh recovery (OSX, SMPLer-X) into posed
+//! body meshes, with every frame's fate stated honestly.
+//!
+//! # Layout
+//! A frame's trip, one module per stage:
+//! - [`frames`]: the user's data — sequence discovery, NPZ reading with limits, per-person parameters, and
+//!   [`frames::FrameError`], the one enum of reasons a frame is not valid.
+//! - [`body`]: body models — the user's SMPL-X file or the built-in stand-in — and the forward pass. Pure.
+//! - [`pipeline`]: frame → meshes (parameters or saved vertices), shared by every command.
+//! - [`mesh_file`]: meshes → OBJ/PLY files.
+//! - [`commands`]: the subcommands, on top of the stages; [`cli`] declares their flags.
+//! - [`synth`]: synthetic model and frame files in the real layouts, for tests, benchmarks and samples.
+
+pub mod body;
+pub mod cli;
+pub mod commands;
+pub mod frames;
+pub mod mesh_file;
+pub mod pipeline;
+pub mod synth;

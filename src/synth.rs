@@ -1,0 +1,585 @@
+//! Synthetic data in the real file layouts, for tests, benchmarks and samples: NPZ archives written like
+//! numpy's `savez`, model files in the exact `SMPLX_*.npz` key layout with random but structurally valid
+//! contents (never SMPL-X data), and per-frame parameter files in each naming and key layout.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, Write};
+use std::path::Path;
+
+use npyz::WriterBuilder;
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipWriter};
+
+use crate::body::joints::{NUM_JOINTS, NUM_POSE_FEATURES, PARENTS};
+
+/// The values of one array.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Values {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    U32(Vec<u32>),
+    Bool(Vec<bool>),
+    Text(Vec<String>),
+    /// A complete `.npy` file as bytes, written as-is (pickled object arrays, hostile headers).
+    RawNpy(Vec<u8>),
+}
+
+/// One array of an archive.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub key: String,
+    pub shape: Vec<u64>,
+    pub values: Values,
+}
+
+/// The arrays of an NPZ archive, in order; tests edit them before writing to inject faults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NpzContents {
+    pub entries: Vec<Entry>,
+}
+
+impl NpzContents {
+    pub fn push(&mut self, key: impl Into<String>, shape: &[u64], values: Values) {
+        self.entries.push(Entry {
+            key: key.into(),
+            shape: shape.to_vec(),
+            values,
+        });
+    }
+
+    /// A float array, stored as float64 when `float64` is set (the values are exact either way).
+    pub fn push_floats(
+        &mut self,
+        key: impl Into<String>,
+        shape: &[u64],
+        values: &[f32],
+        float64: bool,
+    ) {
+        let values = if float64 {
+            Values::F64(values.iter().map(|v| f64::from(*v)).collect())
+        } else {
+            Values::F32(values.to_vec())
+        };
+        self.push(key, shape, values);
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
+        self.entries.iter_mut().find(|e| e.key == key)
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Entry> {
+        let position = self.entries.iter().position(|e| e.key == key)?;
+        Some(self.entries.remove(position))
+    }
+
+    pub fn keys(&self) -> Vec<&str> {
+        self.entries.iter().map(|e| e.key.as_str()).collect()
+    }
+
+    /// Writes the archive like numpy: one `<key>.npy` entry each, zip64 headers, stored (`savez`) or deflated
+    /// (`savez_compressed`).
+    pub fn write(&self, path: &Path, compressed: bool) -> io::Result<()> {
+        let mut out = BufWriter::new(File::create(path)?);
+        self.write_to(&mut out, compressed)?;
+        out.flush()
+    }
+
+    pub fn to_bytes(&self, compressed: bool) -> io::Result<Vec<u8>> {
+        let mut out = io::Cursor::new(Vec::new());
+        self.write_to(&mut out, compressed)?;
+        Ok(out.into_inner())
+    }
+
+    fn write_to<W: Write + Seek>(&self, out: W, compressed: bool) -> io::Result<()> {
+        let method = if compressed {
+            CompressionMethod::Deflated
+        } else {
+            CompressionMethod::Stored
+        };
+        let options = SimpleFileOptions::default()
+            .compression_method(method)
+            .large_file(true);
+        let mut zip = ZipWriter::new(out);
+        for entry in &self.entries {
+            zip.start_file(format!("{}.npy", entry.key), options)
+                .map_err(io::Error::other)?;
+            entry.write_npy(&mut zip)?;
+        }
+        zip.finish().map_err(io::Error::other)?;
+        Ok(())
+    }
+}
+
+impl Entry {
+    fn write_npy(&self, out: &mut impl Write) -> io::Result<()> {
+        fn numbers<T: npyz::AutoSerialize + Copy>(
+            out: &mut impl Write,
+            shape: &[u64],
+            values: &[T],
+        ) -> io::Result<()> {
+            let mut writer = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(shape)
+                .writer(out)
+                .begin_nd()?;
+            writer.extend(values.iter().copied())?;
+            writer.finish()
+        }
+        match &self.values {
+            Values::F32(v) => numbers(out, &self.shape, v),
+            Values::F64(v) => numbers(out, &self.shape, v),
+            Values::I64(v) => numbers(out, &self.shape, v),
+            Values::U32(v) => numbers(out, &self.shape, v),
+            Values::Bool(v) => numbers(out, &self.shape, v),
+            Values::Text(v) => {
+                let width = v
+                    .iter()
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(1)
+                    .max(1);
+                let dtype = npyz::DType::Plain(
+                    format!("<U{width}")
+                        .parse()
+                        .map_err(|e| io::Error::other(format!("{e}")))?,
+                );
+                let mut writer = npyz::WriteOptions::<str>::new()
+                    .dtype(dtype)
+                    .shape(&self.shape)
+                    .writer(out)
+                    .begin_nd()?;
+                for s in v {
+                    writer.push(s.as_str())?;
+                }
+                writer.finish()
+            }
+            Values::RawNpy(bytes) => out.write_all(bytes),
+        }
+    }
+}
+
+/// A `.npy` file holding a pickled 0-d object array, as numpy writes `joint2num` (a dict) in SMPL-X files.
+pub fn pickled_object_npy() -> Vec<u8> {
+    let header = "{'descr': '|O', 'fortran_order': False, 'shape': (), }";
+    npy_with_header(header, b"\x80\x02}q\x00X\x06\x00\x00\x00pelvisq\x01K\x00s.")
+}
+
+/// A version 1.0 `.npy` file with the given header dict text and raw data bytes.
+pub fn npy_with_header(header: &str, data: &[u8]) -> Vec<u8> {
+    // The magic, version and length take 10 bytes; numpy pads the header with spaces to a multiple of 64.
+    let unpadded = 10 + header.len() + 1;
+    let padding = (64 - unpadded % 64) % 64;
+    let text = format!("{header}{}\n", " ".repeat(padding));
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// A seeded source of test values.
+pub struct Rng(fastrand::Rng);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(fastrand::Rng::with_seed(seed))
+    }
+
+    /// Uniform in [-scale, scale).
+    pub fn symmetric(&mut self, scale: f32) -> f32 {
+        (self.0.f32() * 2.0 - 1.0) * scale
+    }
+
+    pub fn vec(&mut self, len: usize, scale: f32) -> Vec<f32> {
+        (0..len).map(|_| self.symmetric(scale)).collect()
+    }
+
+    pub fn index(&mut self, below: usize) -> usize {
+        self.0.usize(..below)
+    }
+
+    pub fn unit(&mut self) -> f32 {
+        self.0.f32()
+    }
+}
+
+/// What kind of SMPL-X-layout model file to generate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelSpec {
+    pub num_vertices: usize,
+    pub num_faces: usize,
+    /// 400 for v1.1/2020 files (300 shape + 100 expression), 20 for v1.0 (10 + 10).
+    pub num_shape_components: usize,
+    pub float64: bool,
+    /// Faces as int64 (otherwise uint32).
+    pub faces_int64: bool,
+    pub hand_mean: bool,
+    /// Include the MANO PCA arrays (`hands_components*`, `hands_coeffs*`), which the forward pass never needs.
+    pub hand_pca: bool,
+    /// Include the pickled `joint2num`/`part2num` dictionaries.
+    pub pickled_extras: bool,
+    pub compressed: bool,
+}
+
+impl ModelSpec {
+    /// A small model (fast in tests) with the v1.1 component layout.
+    pub fn small() -> ModelSpec {
+        ModelSpec {
+            num_vertices: 300,
+            num_faces: 500,
+            num_shape_components: 400,
+            float64: false,
+            faces_int64: false,
+            hand_mean: true,
+            hand_pca: true,
+            pickled_extras: true,
+            compressed: false,
+        }
+    }
+
+    /// The real SMPL-X sizes: 10,475 vertices, 20,908 faces, 400 shape+expression components.
+    pub fn real_size() -> ModelSpec {
+        ModelSpec {
+            num_vertices: 10_475,
+            num_faces: 20_908,
+            ..ModelSpec::small()
+        }
+    }
+}
+
+/// A generated model: the arrays as written, kept for reference implementations in tests.
+#[derive(Clone, Debug)]
+pub struct SynthModel {
+    pub spec: ModelSpec,
+    /// (V, 3)
+    pub v_template: Vec<f32>,
+    pub faces: Vec<[u32; 3]>,
+    /// (55, V), dense, few non-zeros per row.
+    pub j_regressor: Vec<f32>,
+    /// (V, 55), dense, 1–4 non-zeros per row, rows sum to 1.
+    pub weights: Vec<f32>,
+    /// (V, 3, S)
+    pub shapedirs: Vec<f32>,
+    /// (V, 3, 486)
+    pub posedirs: Vec<f32>,
+    /// (90,): left 45 then right 45.
+    pub hands_mean: Vec<f32>,
+}
+
+impl SynthModel {
+    /// Random but structurally valid contents: vertices around a body-sized box, joint regressor rows of eight
+    /// vertices, weights on one to four joints, small blend directions.
+    pub fn generate(spec: ModelSpec, seed: u64) -> SynthModel {
+        let mut rng = Rng::new(seed);
+        let v = spec.num_vertices;
+        let v_template: Vec<f32> = (0..v)
+            .flat_map(|_| {
+                [
+                    rng.symmetric(0.6),
+                    rng.symmetric(0.9) - 0.4,
+                    rng.symmetric(0.15),
+                ]
+            })
+            .collect();
+        let faces = (0..spec.num_faces)
+            .map(|_| {
+                let a = rng.index(v);
+                let b = (a + 1 + rng.index(v - 2)) % v;
+                let mut c = rng.index(v);
+                while c == a || c == b {
+                    c = (c + 1) % v;
+                }
+                [a as u32, b as u32, c as u32]
+            })
+            .collect();
+        let mut j_regressor = vec![0.0f32; NUM_JOINTS * v];
+        for row in j_regressor.chunks_exact_mut(v) {
+            let raw: Vec<f32> = (0..8).map(|_| 0.1 + rng.unit()).collect();
+            let total: f32 = raw.iter().sum();
+            for w in raw {
+                row[rng.index(v)] += w / total;
+            }
+        }
+        let mut weights = vec![0.0f32; v * NUM_JOINTS];
+        for row in weights.chunks_exact_mut(NUM_JOINTS) {
+            let count = 1 + rng.index(4);
+            let raw: Vec<f32> = (0..count).map(|_| 0.1 + rng.unit()).collect();
+            let total: f32 = raw.iter().sum();
+            for w in raw {
+                row[rng.index(NUM_JOINTS)] += w / total;
+            }
+        }
+        SynthModel {
+            spec,
+            v_template,
+            faces,
+            j_regressor,
+            weights,
+            shapedirs: rng.vec(v * 3 * spec.num_shape_components, 0.01),
+            posedirs: rng.vec(v * 3 * NUM_POSE_FEATURES, 0.005),
+            hands_mean: rng.vec(90, 0.3),
+        }
+    }
+
+    /// The arrays in the `SMPLX_*.npz` key layout.
+    pub fn contents(&self) -> NpzContents {
+        let spec = self.spec;
+        let (v, f) = (spec.num_vertices as u64, spec.num_faces as u64);
+        let j = NUM_JOINTS as u64;
+        let mut out = NpzContents::default();
+        let float64 = spec.float64;
+        out.push_floats("v_template", &[v, 3], &self.v_template, float64);
+        let face_indices = self.faces.iter().flatten();
+        if spec.faces_int64 {
+            out.push(
+                "f",
+                &[f, 3],
+                Values::I64(face_indices.map(|i| i64::from(*i)).collect()),
+            );
+        } else {
+            out.push("f", &[f, 3], Values::U32(face_indices.copied().collect()));
+        }
+        out.push_floats("J_regressor", &[j, v], &self.j_regressor, float64);
+        out.push_floats("weights", &[v, j], &self.weights, float64);
+        // Files store the root's parent as u32 -1 (4294967295), also when the table is int64.
+        let root_parent = u32::MAX;
+        let table: Vec<i64> = PARENTS
+            .iter()
+            .map(|p| {
+                if *p < 0 {
+                    i64::from(root_parent)
+                } else {
+                    i64::from(*p)
+                }
+            })
+            .chain((0..NUM_JOINTS as i64).collect::<Vec<_>>())
+            .collect();
+        out.push("kintree_table", &[2, j], Values::I64(table));
+        out.push_floats(
+            "shapedirs",
+            &[v, 3, spec.num_shape_components as u64],
+            &self.shapedirs,
+            float64,
+        );
+        out.push_floats(
+            "posedirs",
+            &[v, 3, NUM_POSE_FEATURES as u64],
+            &self.posedirs,
+            float64,
+        );
+        if spec.hand_mean {
+            out.push_floats("hands_meanl", &[45], &self.hands_mean[..45], float64);
+            out.push_floats("hands_meanr", &[45], &self.hands_mean[45..], float64);
+        }
+        if spec.hand_pca {
+            let mut rng = Rng::new(7);
+            for side in ["l", "r"] {
+                out.push_floats(
+                    format!("hands_components{side}"),
+                    &[45, 45],
+                    &rng.vec(45 * 45, 1.0),
+                    float64,
+                );
+                out.push_floats(
+                    format!("hands_coeffs{side}"),
+                    &[1554, 45],
+                    &rng.vec(1554 * 45, 1.0),
+                    float64,
+                );
+            }
+        }
+        let mut rng = Rng::new(11);
+        out.push(
+            "lmk_faces_idx",
+            &[51],
+            Values::I64((0..51).map(|i| i % f as i64).collect()),
+        );
+        out.push_floats("lmk_bary_coords", &[51, 3], &rng.vec(51 * 3, 1.0), float64);
+        out.push(
+            "dynamic_lmk_faces_idx",
+            &[79, 17],
+            Values::I64((0..79 * 17).map(|i| i % f as i64).collect()),
+        );
+        out.push_floats(
+            "dynamic_lmk_bary_coords",
+            &[79, 17, 3],
+            &rng.vec(79 * 17 * 3, 1.0),
+            float64,
+        );
+        out.push_floats(
+            "vt",
+            &[v + 6, 2],
+            &rng.vec((v as usize + 6) * 2, 1.0),
+            float64,
+        );
+        out.push(
+            "ft",
+            &[f, 3],
+            Values::I64(self.faces.iter().flatten().map(|i| i64::from(*i)).collect()),
+        );
+        if spec.pickled_extras {
+            out.push("joint2num", &[], Values::RawNpy(pickled_object_npy()));
+            out.push("part2num", &[], Values::RawNpy(pickled_object_npy()));
+        }
+        out
+    }
+
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        self.contents().write(path, self.spec.compressed)
+    }
+}
+
+/// One synthetic person's parameters, in OSX's blocks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SynthPerson {
+    pub root_pose: [f32; 3],
+    pub body_pose: Vec<f32>,
+    pub lhand_pose: Vec<f32>,
+    pub rhand_pose: Vec<f32>,
+    pub jaw_pose: [f32; 3],
+    pub betas: Vec<f32>,
+    pub expression: Vec<f32>,
+    pub cam_trans: [f32; 3],
+    pub focal: [f32; 2],
+    pub princpt: [f32; 2],
+    pub bbox_xywh: [f32; 4],
+}
+
+impl SynthPerson {
+    /// Random poses (up to `pose_scale` radians per axis), 10 betas and 10 expression coefficients, and an
+    /// OSX-like camera: the body about 20 m away seen through a long focal length.
+    pub fn random(rng: &mut Rng, pose_scale: f32) -> SynthPerson {
+        let mut axis_angle = |n| rng.vec(n, pose_scale);
+        let root = axis_angle(3);
+        let jaw = axis_angle(3);
+        SynthPerson {
+            root_pose: [std::f32::consts::PI + root[0], root[1], root[2]],
+            body_pose: axis_angle(63),
+            lhand_pose: axis_angle(45),
+            rhand_pose: axis_angle(45),
+            jaw_pose: [jaw[0], jaw[1], jaw[2]],
+            betas: rng.vec(10, 1.0),
+            expression: rng.vec(10, 1.0),
+            cam_trans: [
+                rng.symmetric(0.2),
+                rng.symmetric(0.2),
+                20.0 + rng.symmetric(5.0),
+            ],
+            focal: [19_531.0, 19_531.0],
+            princpt: [640.0, 360.0],
+            bbox_xywh: [265.0, -140.0, 750.0, 1000.0],
+        }
+    }
+}
+
+/// How a frame file names its keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyStyle {
+    /// OSX users' layout: `person_{i}_smplx_root_pose` (3,), `person_ids`, `image_size`, …
+    OsxPrefixed,
+    /// WLASL/SignBank: `smplx_root_pose` (3,), `smplx_body_pose` (21, 3), `cam_trans`, `focal`, `princpt`.
+    SmplxUnprefixed,
+    /// SMPLer-X: smplx API names with (1, k) shapes: `global_orient` (1, 3), `body_pose` (1, 21, 3), `transl`.
+    SmplxApi,
+}
+
+/// The arrays of one frame file holding `persons` in the given key style.
+pub fn frame_contents(style: KeyStyle, persons: &[SynthPerson], float64: bool) -> NpzContents {
+    let mut out = NpzContents::default();
+    match style {
+        KeyStyle::OsxPrefixed => {
+            out.push(
+                "image_path",
+                &[],
+                Values::Text(vec!["frames/frame_0001.jpg".to_string()]),
+            );
+            out.push("image_size", &[2], Values::I64(vec![720, 1280]));
+            out.push(
+                "person_ids",
+                &[persons.len() as u64],
+                Values::I64((0..persons.len() as i64).collect()),
+            );
+            out.push("cfg_output_hm_shape", &[3], Values::I64(vec![16, 16, 12]));
+            out.push("cfg_input_img_shape", &[2], Values::I64(vec![512, 384]));
+            for (i, p) in persons.iter().enumerate() {
+                let key = |name: &str| format!("person_{i}_{name}");
+                out.push_floats(key("smplx_root_pose"), &[3], &p.root_pose, float64);
+                out.push_floats(key("smplx_body_pose"), &[63], &p.body_pose, float64);
+                out.push_floats(key("smplx_lhand_pose"), &[45], &p.lhand_pose, float64);
+                out.push_floats(key("smplx_rhand_pose"), &[45], &p.rhand_pose, float64);
+                out.push_floats(key("smplx_jaw_pose"), &[3], &p.jaw_pose, float64);
+                out.push_floats(key("smplx_shape"), &[10], &p.betas, float64);
+                out.push_floats(key("smplx_expr"), &[10], &p.expression, float64);
+                out.push_floats(key("cam_trans"), &[3], &p.cam_trans, float64);
+                out.push_floats(key("focal"), &[2], &p.focal, float64);
+                out.push_floats(key("princpt"), &[2], &p.princpt, float64);
+                out.push_floats(key("bbox_xywh"), &[4], &p.bbox_xywh, float64);
+                out.push_floats(key("joint_img"), &[65, 3], &[0.5; 65 * 3], float64);
+                out.push_floats(key("smplx_joint_proj"), &[137, 2], &[0.5; 137 * 2], float64);
+            }
+        }
+        KeyStyle::SmplxUnprefixed => {
+            if let Some(p) = persons.first() {
+                out.push_floats("smplx_root_pose", &[3], &p.root_pose, float64);
+                out.push_floats("smplx_body_pose", &[21, 3], &p.body_pose, float64);
+                out.push_floats("smplx_lhand_pose", &[15, 3], &p.lhand_pose, float64);
+                out.push_floats("smplx_rhand_pose", &[15, 3], &p.rhand_pose, float64);
+                out.push_floats("smplx_jaw_pose", &[3], &p.jaw_pose, float64);
+                out.push_floats("smplx_shape", &[10], &p.betas, float64);
+                out.push_floats("smplx_expr", &[10], &p.expression, float64);
+                out.push_floats("cam_trans", &[3], &p.cam_trans, float64);
+                out.push_floats("focal", &[2], &p.focal, float64);
+                out.push_floats("princpt", &[2], &p.princpt, float64);
+            }
+        }
+        KeyStyle::SmplxApi => {
+            if let Some(p) = persons.first() {
+                out.push_floats("global_orient", &[1, 3], &p.root_pose, float64);
+                out.push_floats("body_pose", &[1, 21, 3], &p.body_pose, float64);
+                out.push_floats("left_hand_pose", &[1, 15, 3], &p.lhand_pose, float64);
+                out.push_floats("right_hand_pose", &[1, 15, 3], &p.rhand_pose, float64);
+                out.push_floats("jaw_pose", &[1, 3], &p.jaw_pose, float64);
+                out.push_floats("leye_pose", &[1, 3], &[0.0; 3], float64);
+                out.push_floats("reye_pose", &[1, 3], &[0.0; 3], float64);
+                out.push_floats("betas", &[1, 10], &p.betas, float64);
+                out.push_floats("expression", &[1, 10], &p.expression, float64);
+                out.push_floats("transl", &[1, 3], &p.cam_trans, float64);
+            }
+        }
+    }
+    out
+}
+
+/// A frame file of the OSX users' layout in which no person was detected: frame-level keys only.
+pub fn no_person_contents() -> NpzContents {
+    let mut contents = frame_contents(KeyStyle::OsxPrefixed, &[], false);
+    if let Some(ids) = contents.get_mut("person_ids") {
+        ids.shape = vec![0];
+        ids.values = Values::I64(vec![]);
+    }
+    contents
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_headers_are_padded_like_numpy() {
+        let npy = pickled_object_npy();
+        let header_len = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+        assert_eq!((10 + header_len) % 64, 0);
+        assert_eq!(npy[10 + header_len - 1], b'\n');
+    }
+
+    #[test]
+    fn generated_weights_rows_sum_to_one() {
+        let model = SynthModel::generate(ModelSpec::small(), 1);
+        for row in model.weights.chunks_exact(NUM_JOINTS) {
+            let sum: f32 = row.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5);
+            assert!(row.iter().filter(|w| **w != 0.0).count() <= 4);
+        }
+    }
+}
