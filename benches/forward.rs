@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use meshreel::body::{BodyParams, ForwardOptions, load_smplx};
 use meshreel::frames::npz::NpzLimits;
 use meshreel::frames::{ReadOptions, SequenceOptions, discover, read_frame};
@@ -29,6 +29,15 @@ fn benches(c: &mut Criterion) {
     c.bench_function("forward pass, real-size model, 1 person", |b| {
         b.iter(|| model.pose(black_box(&params), &ForwardOptions::default()))
     });
+    let mut group = c.benchmark_group("forward pass, real-size model, batched");
+    for batch_size in [2usize, 8, 16] {
+        let batch = vec![params.clone(); batch_size];
+        group.throughput(Throughput::Elements(batch_size as u64));
+        group.bench_function(format!("batch of {batch_size}"), |b| {
+            b.iter(|| model.pose_batch(black_box(&batch), &ForwardOptions::default()))
+        });
+    }
+    group.finish();
 
     // A frame file as the users have them: every OSX key, including 10,475 saved vertices (left unread).
     let frames = dir.path().join("frames");

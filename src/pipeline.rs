@@ -4,7 +4,7 @@
 //! Later stages (fallback policy, pixels) build on this; `frames` and `body` stay unaware of each other's
 //! callers.
 
-use crate::body::{BodyModel, ForwardOptions};
+use crate::body::{BodyModel, BodyParams, ForwardOptions};
 use crate::frames::{FrameParams, PersonParams};
 
 /// Where a person's vertices come from (`--mesh-source`).
@@ -70,40 +70,46 @@ pub fn check_settings(model: &BodyModel, settings: &MeshSettings) -> Result<(), 
     Ok(())
 }
 
-/// The mesh of one person.
-pub fn person_mesh(
+/// Saved vertices usable for this person, if the settings ask for them and they fit the model.
+fn saved_vertices<'a>(
     model: &BodyModel,
-    person: &PersonParams,
+    person: &'a PersonParams,
     settings: &MeshSettings,
-) -> PersonMesh {
-    if settings.source == MeshSource::Saved
-        && let Some(saved) = &person.saved_vertices
-        && saved.len() == model.num_vertices()
-    {
-        return PersonMesh {
-            person: person.id,
-            vertices: saved.clone(),
-            origin: MeshOrigin::Saved,
-        };
-    }
-    PersonMesh {
-        person: person.id,
-        vertices: model
-            .pose(&person.body_params(), &settings.forward)
-            .vertices,
-        origin: MeshOrigin::Params,
-    }
+) -> Option<&'a [[f32; 3]]> {
+    let saved = person.saved_vertices.as_deref()?;
+    (settings.source == MeshSource::Saved && saved.len() == model.num_vertices()).then_some(saved)
 }
 
-/// The meshes of every person of a frame, in person order.
+/// The meshes of every person of a frame, in person order. Persons posed from parameters are posed as one batch.
 pub fn frame_meshes(
     model: &BodyModel,
     frame: &FrameParams,
     settings: &MeshSettings,
 ) -> Vec<PersonMesh> {
+    let to_pose: Vec<BodyParams> = frame
+        .persons
+        .iter()
+        .filter(|p| saved_vertices(model, p, settings).is_none())
+        .map(PersonParams::body_params)
+        .collect();
+    let mut posed = model.pose_batch(&to_pose, &settings.forward).into_iter();
     frame
         .persons
         .iter()
-        .map(|p| person_mesh(model, p, settings))
+        .map(|person| match saved_vertices(model, person, settings) {
+            Some(saved) => PersonMesh {
+                person: person.id,
+                vertices: saved.to_vec(),
+                origin: MeshOrigin::Saved,
+            },
+            None => PersonMesh {
+                person: person.id,
+                vertices: posed
+                    .next()
+                    .expect("one posed body per person without saved vertices")
+                    .vertices,
+                origin: MeshOrigin::Params,
+            },
+        })
         .collect()
 }

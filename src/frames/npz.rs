@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read, Seek};
 use std::path::{Path, PathBuf};
 
-use npyz::{DType, NpyFile, Order, TypeChar};
+use npyz::{DType, NpyFile, Order, TypeChar, TypeStr};
 use zip::ZipArchive;
 
 /// Byte caps applied while reading one archive.
@@ -246,80 +246,55 @@ impl<R: Read + Seek> NpzArchive<R> {
 
     /// Reads one array, widening or narrowing its values to f32, i64 or String.
     pub fn read(&mut self, key: &str) -> Result<Array, NpzError> {
-        self.with_npy(key, |key, npy, len| {
-            let shape = npy.shape().to_vec();
-            let type_str = plain_type(key, &npy)?;
-            let data = match type_str.type_char() {
-                TypeChar::Float => ArrayData::Float(read_floats(key, npy, len)?),
+        self.with_npy(key, |key, header, data| {
+            let values = match header.type_str.type_char() {
+                TypeChar::Float => ArrayData::Float(decode_floats(key, header, data)?),
                 TypeChar::Int | TypeChar::Uint | TypeChar::Bool => {
-                    ArrayData::Int(read_ints(key, npy, len)?)
+                    ArrayData::Int(decode_ints(key, header, data)?)
                 }
-                TypeChar::UnicodeStr => ArrayData::Text(collect(key, npy.data::<String>(), len)?),
-                TypeChar::ByteStr => ArrayData::Text(
-                    collect(key, npy.data::<Vec<u8>>(), len)?
-                        .into_iter()
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        .collect(),
-                ),
-                _ => {
-                    return Err(NpzError::WrongDtype {
-                        key: key.to_string(),
-                        dtype: type_str.to_string(),
-                        wanted: "numbers or text",
-                    });
+                TypeChar::UnicodeStr | TypeChar::ByteStr => {
+                    ArrayData::Text(decode_text(key, header, data)?)
                 }
+                _ => return Err(header.wrong_dtype(key, "numbers or text")),
             };
-            Ok(Array { shape, data })
+            Ok(Array {
+                shape: header.shape.clone(),
+                data: values,
+            })
         })
     }
 
     /// Reads one numeric array as f32 (float64 is narrowed while streaming, so it is never held whole).
     pub fn read_f32(&mut self, key: &str) -> Result<(Vec<u64>, Vec<f32>), NpzError> {
-        self.with_npy(key, |key, npy, len| {
-            let shape = npy.shape().to_vec();
-            let type_str = plain_type(key, &npy)?;
-            let data = match type_str.type_char() {
-                TypeChar::Float => read_floats(key, npy, len)?,
-                TypeChar::Int | TypeChar::Uint | TypeChar::Bool => read_ints(key, npy, len)?
+        self.with_npy(key, |key, header, data| {
+            let values = match header.type_str.type_char() {
+                TypeChar::Float => decode_floats(key, header, data)?,
+                TypeChar::Int | TypeChar::Uint | TypeChar::Bool => decode_ints(key, header, data)?
                     .into_iter()
                     .map(|v| v as f32)
                     .collect(),
-                _ => {
-                    return Err(NpzError::WrongDtype {
-                        key: key.to_string(),
-                        dtype: type_str.to_string(),
-                        wanted: "numbers",
-                    });
-                }
+                _ => return Err(header.wrong_dtype(key, "numbers")),
             };
-            Ok((shape, data))
+            Ok((header.shape.clone(), values))
         })
     }
 
     /// Reads one integer array as i64.
     pub fn read_i64(&mut self, key: &str) -> Result<(Vec<u64>, Vec<i64>), NpzError> {
-        self.with_npy(key, |key, npy, len| {
-            let shape = npy.shape().to_vec();
-            let type_str = plain_type(key, &npy)?;
-            match type_str.type_char() {
-                TypeChar::Int | TypeChar::Uint | TypeChar::Bool => {
-                    Ok((shape, read_ints(key, npy, len)?))
-                }
-                _ => Err(NpzError::WrongDtype {
-                    key: key.to_string(),
-                    dtype: type_str.to_string(),
-                    wanted: "integers",
-                }),
+        self.with_npy(key, |key, header, data| match header.type_str.type_char() {
+            TypeChar::Int | TypeChar::Uint | TypeChar::Bool => {
+                Ok((header.shape.clone(), decode_ints(key, header, data)?))
             }
+            _ => Err(header.wrong_dtype(key, "integers")),
         })
     }
 
-    /// Opens entry `key`, checks its preamble and declared sizes against the limits, hands the parsed `.npy`
-    /// to `decode` (with its element count), then drains the entry so the zip CRC is verified.
+    /// Opens entry `key`, checks its preamble and declared sizes against the limits, hands the parsed header
+    /// and the data stream to `decode`, then drains the entry so the zip CRC is verified.
     fn with_npy<T>(
         &mut self,
         key: &str,
-        decode: impl FnOnce(&str, NpyFile<Box<dyn Read + '_>>, usize) -> Result<T, NpzError>,
+        decode: impl FnOnce(&str, &NpyHeader, &mut dyn Read) -> Result<T, NpzError>,
     ) -> Result<T, NpzError> {
         let entry_name = self
             .keys
@@ -359,16 +334,11 @@ impl<R: Read + Seek> NpzArchive<R> {
             count: 0,
         };
         let preamble = read_preamble(&mut capped).map_err(|e| bad(e.to_string()))?;
-        let mut stream =
-            BufReader::with_capacity(64 * 1024, Cursor::new(preamble).chain(&mut capped));
-        let result = {
-            let boxed: Box<dyn Read + '_> = Box::new(&mut stream);
-            let npy = NpyFile::new(boxed).map_err(|e| bad(format!("bad .npy header: {e}")))?;
-            let len = checked_len(key, &npy, declared, limits)?;
-            decode(key, npy, len)
-        };
+        let header = NpyHeader::parse(key, &preamble)?;
+        header.check_size(key, declared, limits)?;
+        let result = decode(key, &header, &mut capped);
         // Reaching the end of the entry makes the zip reader verify the CRC-32.
-        io::copy(&mut stream, &mut io::sink()).map_err(|e| bad(e.to_string()))?;
+        io::copy(&mut capped, &mut io::sink()).map_err(|e| bad(e.to_string()))?;
         self.bytes_read += capped.count;
         result
     }
@@ -378,34 +348,26 @@ impl<R: Read + Seek> NpzArchive<R> {
 const MAX_NPY_HEADER_BYTES: usize = 10_000;
 /// Deepest bracket nesting accepted in the header text, so a hostile header cannot exhaust the parser's stack.
 const MAX_NPY_HEADER_NESTING: usize = 16;
+/// Elements decoded per read from the data stream.
+const DECODE_CHUNK_ELEMENTS: usize = 8192;
 
-/// Reads and checks the `.npy` magic, version, header length and header text; returns those bytes so the
-/// real parser can read them again.
+/// Reads and checks the `.npy` magic, version, header length and header text; returns those bytes.
 fn read_preamble(reader: &mut impl Read) -> io::Result<Vec<u8>> {
     let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidData, msg);
-    let mut fixed = [0u8; 8];
-    reader.read_exact(&mut fixed)?;
-    if &fixed[..6] != b"\x93NUMPY" {
+    let mut out = vec![0u8; 8];
+    reader.read_exact(&mut out)?;
+    if &out[..6] != b"\x93NUMPY" {
         return Err(invalid("not a .npy array (wrong magic bytes)".to_string()));
     }
-    let header_len = match fixed[6] {
-        1 => {
-            let mut len = [0u8; 2];
-            reader.read_exact(&mut len)?;
-            let mut out = fixed.to_vec();
-            out.extend_from_slice(&len);
-            (u16::from_le_bytes(len) as usize, out)
-        }
-        2 | 3 => {
-            let mut len = [0u8; 4];
-            reader.read_exact(&mut len)?;
-            let mut out = fixed.to_vec();
-            out.extend_from_slice(&len);
-            (u32::from_le_bytes(len) as usize, out)
-        }
+    let len_bytes = match out[6] {
+        1 => 2,
+        2 | 3 => 4,
         v => return Err(invalid(format!("unsupported .npy format version {v}"))),
     };
-    let (len, mut out) = header_len;
+    let mut len = [0u8; 4];
+    reader.read_exact(&mut len[..len_bytes])?;
+    out.extend_from_slice(&len[..len_bytes]);
+    let len = u32::from_le_bytes(len) as usize;
     if len > MAX_NPY_HEADER_BYTES {
         return Err(invalid(format!(
             "header of {len} bytes, over the limit of {MAX_NPY_HEADER_BYTES}"
@@ -430,132 +392,179 @@ fn read_preamble(reader: &mut impl Read) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Checks the array's declared data size against the entry size and the limits; returns the element count.
-fn checked_len<R: Read>(
-    key: &str,
-    npy: &NpyFile<R>,
-    declared: u64,
-    limits: NpzLimits,
-) -> Result<usize, NpzError> {
-    let len = npy
-        .shape()
-        .iter()
-        .try_fold(1u64, |acc, d| acc.checked_mul(*d))
-        .ok_or_else(|| NpzError::ArrayTooLarge {
-            key: key.to_string(),
-            bytes: u64::MAX,
-            limit: limits.max_array_bytes,
-        })?;
-    if npy.dtype().num_bytes().is_none() || npy.dtype().uses_pickled_array() {
-        // Pickled arrays have no fixed item size; their decode step reports them.
-        return Ok(0);
-    }
-    let item = npy.dtype().num_bytes().unwrap_or(0) as u64;
-    let bytes = len.saturating_mul(item);
-    if bytes > limits.max_array_bytes {
-        return Err(NpzError::ArrayTooLarge {
-            key: key.to_string(),
-            bytes,
-            limit: limits.max_array_bytes,
-        });
-    }
-    if bytes > declared {
-        return Err(NpzError::BadEntry {
-            key: key.to_string(),
-            detail: format!(
-                "header announces {bytes} bytes of data but the entry holds only {declared} bytes"
-            ),
-        });
-    }
-    usize::try_from(len).map_err(|_| NpzError::ArrayTooLarge {
-        key: key.to_string(),
-        bytes,
-        limit: limits.max_array_bytes,
-    })
+/// What an `.npy` header says: a plain dtype, the shape, and the memory order.
+struct NpyHeader {
+    type_str: TypeStr,
+    shape: Vec<u64>,
+    fortran_order: bool,
 }
 
-/// The plain (non-record) type of an array, or the reason it has none we can read.
-fn plain_type<R: Read>(key: &str, npy: &NpyFile<R>) -> Result<npyz::TypeStr, NpzError> {
-    match npy.dtype() {
-        DType::Plain(t) if t.type_char() == TypeChar::Object => Err(NpzError::Pickled {
+impl NpyHeader {
+    /// Parses the header. numpy always writes one fixed dict form (`{'descr': '<f4', 'fortran_order': False,
+    /// 'shape': (3,), }`), read here directly; anything else goes through npyz's full Python-literal parser, which
+    /// is exact but costs about 30 µs an array — most of a frame file's load time.
+    fn parse(key: &str, preamble: &[u8]) -> Result<NpyHeader, NpzError> {
+        let bad = |detail: String| NpzError::BadEntry {
             key: key.to_string(),
-        }),
-        DType::Plain(t) => Ok(t),
-        other => Err(NpzError::WrongDtype {
-            key: key.to_string(),
-            dtype: other.descr(),
-            wanted: "a plain array",
-        }),
-    }
-}
-
-fn read_floats<R: Read>(key: &str, npy: NpyFile<R>, len: usize) -> Result<Vec<f32>, NpzError> {
-    let order = npy.order();
-    let shape = npy.shape().to_vec();
-    let size = plain_type(key, &npy)?.size_field();
-    let values = match size {
-        8 => collect_map(key, npy.data::<f64>(), len, |v| v as f32)?,
-        4 => collect(key, npy.data::<f32>(), len)?,
-        // float16 and float128 have no reader here; say so rather than guess.
-        other => {
-            return Err(NpzError::WrongDtype {
+            detail,
+        };
+        let text_start = if preamble[6] == 1 { 10 } else { 12 };
+        let fast = std::str::from_utf8(&preamble[text_start..])
+            .ok()
+            .and_then(parse_numpy_dict);
+        let (descr, shape, fortran_order) = match fast {
+            Some(parsed) => parsed,
+            None => {
+                let npy =
+                    NpyFile::new(preamble).map_err(|e| bad(format!("bad .npy header: {e}")))?;
+                let descr = match npy.dtype() {
+                    DType::Plain(t) => t.to_string(),
+                    other => {
+                        return Err(NpzError::WrongDtype {
+                            key: key.to_string(),
+                            dtype: other.descr(),
+                            wanted: "a plain array",
+                        });
+                    }
+                };
+                (descr, npy.shape().to_vec(), npy.order() == Order::Fortran)
+            }
+        };
+        let type_str: TypeStr = descr
+            .parse()
+            .map_err(|e| bad(format!("bad dtype '{descr}': {e}")))?;
+        if type_str.type_char() == TypeChar::Object {
+            return Err(NpzError::Pickled {
                 key: key.to_string(),
-                dtype: format!("float{}", other * 8),
-                wanted: "float32 or float64",
             });
         }
-    };
-    Ok(into_c_order(values, &shape, order))
-}
+        Ok(NpyHeader {
+            type_str,
+            shape,
+            fortran_order,
+        })
+    }
 
-fn read_ints<R: Read>(key: &str, npy: NpyFile<R>, len: usize) -> Result<Vec<i64>, NpzError> {
-    let order = npy.order();
-    let shape = npy.shape().to_vec();
-    let ty = plain_type(key, &npy)?;
-    let values = match (ty.type_char(), ty.size_field()) {
-        (TypeChar::Bool, _) => collect_map(key, npy.data::<bool>(), len, i64::from)?,
-        (TypeChar::Int, 1) => collect_map(key, npy.data::<i8>(), len, i64::from)?,
-        (TypeChar::Int, 2) => collect_map(key, npy.data::<i16>(), len, i64::from)?,
-        (TypeChar::Int, 4) => collect_map(key, npy.data::<i32>(), len, i64::from)?,
-        (TypeChar::Int, 8) => collect(key, npy.data::<i64>(), len)?,
-        (TypeChar::Uint, 1) => collect_map(key, npy.data::<u8>(), len, i64::from)?,
-        (TypeChar::Uint, 2) => collect_map(key, npy.data::<u16>(), len, i64::from)?,
-        (TypeChar::Uint, 4) => collect_map(key, npy.data::<u32>(), len, i64::from)?,
-        // uint64 wraps: the only value above i64::MAX seen in model files is u64::MAX, meaning -1.
-        (TypeChar::Uint, 8) => collect_map(key, npy.data::<u64>(), len, |v| v as i64)?,
-        _ => {
-            return Err(NpzError::WrongDtype {
+    fn len(&self) -> Option<u64> {
+        self.shape
+            .iter()
+            .try_fold(1u64, |acc, d| acc.checked_mul(*d))
+    }
+
+    fn item_size(&self) -> usize {
+        let size = self.type_str.size_field() as usize;
+        if self.type_str.type_char() == TypeChar::UnicodeStr {
+            size.saturating_mul(4)
+        } else {
+            size
+        }
+    }
+
+    /// Checks the data size the header announces against the entry's size and the limits.
+    fn check_size(&self, key: &str, declared: u64, limits: NpzLimits) -> Result<(), NpzError> {
+        let bytes = self
+            .len()
+            .and_then(|len| len.checked_mul(self.item_size() as u64))
+            .unwrap_or(u64::MAX);
+        if bytes > limits.max_array_bytes {
+            return Err(NpzError::ArrayTooLarge {
                 key: key.to_string(),
-                dtype: ty.to_string(),
-                wanted: "integers",
+                bytes,
+                limit: limits.max_array_bytes,
             });
         }
-    };
-    Ok(into_c_order(values, &shape, order))
+        if bytes > declared {
+            return Err(NpzError::BadEntry {
+                key: key.to_string(),
+                detail: format!(
+                    "header announces {bytes} bytes of data but the entry holds only {declared} bytes"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn wrong_dtype(&self, key: &str, wanted: &'static str) -> NpzError {
+        NpzError::WrongDtype {
+            key: key.to_string(),
+            dtype: self.type_str.to_string(),
+            wanted,
+        }
+    }
 }
 
-fn collect<T: npyz::Deserialize, R: Read>(
+/// Parses numpy's own header form; `None` for anything else (the caller then uses the full parser).
+fn parse_numpy_dict(text: &str) -> Option<(String, Vec<u64>, bool)> {
+    let mut rest = text.trim().strip_prefix('{')?.trim_start();
+    let (mut descr, mut shape, mut fortran) = (None, None, None);
+    while !rest.starts_with('}') {
+        let quote = rest.chars().next()?;
+        if quote != '\'' && quote != '"' {
+            return None;
+        }
+        let (name, after) = rest[1..].split_once(quote)?;
+        rest = after.trim_start().strip_prefix(':')?.trim_start();
+        match name {
+            "descr" => {
+                let quote = rest.chars().next()?;
+                if quote != '\'' && quote != '"' {
+                    return None; // a record dtype (a list): the full parser handles it
+                }
+                let (value, after) = rest[1..].split_once(quote)?;
+                descr = Some(value.to_string());
+                rest = after;
+            }
+            "fortran_order" => {
+                let (value, after) = if let Some(after) = rest.strip_prefix("False") {
+                    (false, after)
+                } else {
+                    (true, rest.strip_prefix("True")?)
+                };
+                fortran = Some(value);
+                rest = after;
+            }
+            "shape" => {
+                let (inner, after) = rest.strip_prefix('(')?.split_once(')')?;
+                let dims = inner
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(|d| d.parse::<u64>().ok())
+                    .collect::<Option<Vec<u64>>>()?;
+                shape = Some(dims);
+                rest = after;
+            }
+            _ => return None,
+        }
+        rest = rest.trim_start();
+        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+    }
+    if rest.trim() != "}" {
+        return None;
+    }
+    Some((descr?, shape?, fortran?))
+}
+
+/// Decodes `count` elements of `item_size` bytes from the stream in chunks, so no raw copy of a large array is
+/// ever held.
+fn decode_elements<T: Clone>(
     key: &str,
-    reader: Result<npyz::NpyReader<T, R>, npyz::DTypeError>,
-    len: usize,
+    header: &NpyHeader,
+    data: &mut dyn Read,
+    convert: impl Fn(&[u8]) -> T,
 ) -> Result<Vec<T>, NpzError> {
-    collect_map(key, reader, len, |v| v)
-}
-
-fn collect_map<T: npyz::Deserialize, U, R: Read>(
-    key: &str,
-    reader: Result<npyz::NpyReader<T, R>, npyz::DTypeError>,
-    len: usize,
-    map: impl Fn(T) -> U,
-) -> Result<Vec<U>, NpzError> {
-    let reader = reader.map_err(|e| NpzError::WrongDtype {
-        key: key.to_string(),
-        dtype: e.to_string(),
-        wanted: "a readable array",
-    })?;
-    let mut out = Vec::with_capacity(len);
-    for value in reader {
-        let value = value.map_err(|e| NpzError::BadEntry {
+    let count = header.len().unwrap_or(0) as usize;
+    let item_size = header.item_size();
+    let mut out = Vec::with_capacity(count);
+    if item_size == 0 {
+        return Err(header.wrong_dtype(key, "a fixed-size type"));
+    }
+    let mut buffer = vec![0u8; item_size * DECODE_CHUNK_ELEMENTS.min(count.max(1))];
+    let mut remaining = count;
+    while remaining > 0 {
+        let n = remaining.min(DECODE_CHUNK_ELEMENTS);
+        let chunk = &mut buffer[..n * item_size];
+        data.read_exact(chunk).map_err(|e| NpzError::BadEntry {
             key: key.to_string(),
             detail: if e.kind() == io::ErrorKind::UnexpectedEof {
                 "the array's data ends early (truncated)".to_string()
@@ -563,14 +572,94 @@ fn collect_map<T: npyz::Deserialize, U, R: Read>(
                 e.to_string()
             },
         })?;
-        out.push(map(value));
+        out.extend(chunk.chunks_exact(item_size).map(&convert));
+        remaining -= n;
     }
-    Ok(out)
+    Ok(into_c_order(out, &header.shape, header.fortran_order))
+}
+
+fn big_endian(header: &NpyHeader) -> bool {
+    header.type_str.endianness() == npyz::Endianness::Big
+}
+
+/// Reads `N` bytes as a fixed array in the array's byte order, ready for `from_le_bytes`.
+fn ordered<const N: usize>(bytes: &[u8], big_endian: bool) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&bytes[..N]);
+    if big_endian {
+        out.reverse();
+    }
+    out
+}
+
+fn decode_floats(key: &str, header: &NpyHeader, data: &mut dyn Read) -> Result<Vec<f32>, NpzError> {
+    let be = big_endian(header);
+    match header.type_str.size_field() {
+        4 => decode_elements(key, header, data, |b| f32::from_le_bytes(ordered(b, be))),
+        8 => decode_elements(key, header, data, |b| {
+            f64::from_le_bytes(ordered(b, be)) as f32
+        }),
+        // float16 and float128 do not occur in model or frame files; say so rather than guess.
+        _ => Err(header.wrong_dtype(key, "float32 or float64")),
+    }
+}
+
+fn decode_ints(key: &str, header: &NpyHeader, data: &mut dyn Read) -> Result<Vec<i64>, NpzError> {
+    let be = big_endian(header);
+    let signed = header.type_str.type_char() == TypeChar::Int;
+    match (signed, header.type_str.size_field()) {
+        (_, 1) if header.type_str.type_char() == TypeChar::Bool => {
+            decode_elements(key, header, data, |b| i64::from(b[0] != 0))
+        }
+        (true, 1) => decode_elements(key, header, data, |b| i64::from(b[0] as i8)),
+        (true, 2) => decode_elements(key, header, data, |b| {
+            i64::from(i16::from_le_bytes(ordered(b, be)))
+        }),
+        (true, 4) => decode_elements(key, header, data, |b| {
+            i64::from(i32::from_le_bytes(ordered(b, be)))
+        }),
+        (true, 8) => decode_elements(key, header, data, |b| i64::from_le_bytes(ordered(b, be))),
+        (false, 1) => decode_elements(key, header, data, |b| i64::from(b[0])),
+        (false, 2) => decode_elements(key, header, data, |b| {
+            i64::from(u16::from_le_bytes(ordered(b, be)))
+        }),
+        (false, 4) => decode_elements(key, header, data, |b| {
+            i64::from(u32::from_le_bytes(ordered(b, be)))
+        }),
+        // uint64 wraps: the only value above i64::MAX seen in model files is u64::MAX, meaning -1.
+        (false, 8) => decode_elements(key, header, data, |b| {
+            u64::from_le_bytes(ordered(b, be)) as i64
+        }),
+        _ => Err(header.wrong_dtype(key, "integers")),
+    }
+}
+
+fn decode_text(
+    key: &str,
+    header: &NpyHeader,
+    data: &mut dyn Read,
+) -> Result<Vec<String>, NpzError> {
+    let be = big_endian(header);
+    if header.type_str.type_char() == TypeChar::UnicodeStr {
+        // UTF-32 code points, zero-padded on the right.
+        decode_elements(key, header, data, |b| {
+            b.chunks_exact(4)
+                .map(|c| u32::from_le_bytes(ordered(c, be)))
+                .take_while(|c| *c != 0)
+                .map(|c| char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect()
+        })
+    } else {
+        decode_elements(key, header, data, |b| {
+            let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
+            String::from_utf8_lossy(&b[..end]).into_owned()
+        })
+    }
 }
 
 /// Reorders a Fortran-order array into C order (a no-op for C order and for 0-d/1-d arrays).
-fn into_c_order<T: Copy>(values: Vec<T>, shape: &[u64], order: Order) -> Vec<T> {
-    if order == Order::C || shape.len() < 2 || values.is_empty() {
+fn into_c_order<T: Clone>(values: Vec<T>, shape: &[u64], fortran_order: bool) -> Vec<T> {
+    if !fortran_order || shape.len() < 2 || values.is_empty() {
         return values;
     }
     let dims: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
@@ -584,7 +673,7 @@ fn into_c_order<T: Copy>(values: Vec<T>, shape: &[u64], order: Order) -> Vec<T> 
             offset += i * stride;
             stride *= d;
         }
-        out.push(values[offset]);
+        out.push(values[offset].clone());
         for axis in (0..dims.len()).rev() {
             index[axis] += 1;
             if index[axis] < dims[axis] {
@@ -617,9 +706,28 @@ mod tests {
     fn fortran_order_is_reordered_to_c_order() {
         // 2×3 array [[1,2,3],[4,5,6]] stored column-major.
         let fortran = vec![1, 4, 2, 5, 3, 6];
+        assert_eq!(into_c_order(fortran, &[2, 3], true), vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn numpy_headers_parse_without_the_full_parser() {
+        let parsed = parse_numpy_dict(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (10475, 3), }      ",
+        );
+        assert_eq!(parsed, Some(("<f4".to_string(), vec![10475, 3], false)));
         assert_eq!(
-            into_c_order(fortran, &[2, 3], Order::Fortran),
-            vec![1, 2, 3, 4, 5, 6]
+            parse_numpy_dict("{'descr': '|b1', 'fortran_order': True, 'shape': (), }"),
+            Some(("|b1".to_string(), vec![], true))
+        );
+        assert_eq!(
+            parse_numpy_dict("{'descr': [('a', '<i4')], 'fortran_order': False, 'shape': (2,), }"),
+            None,
+            "record dtypes go to the full parser"
+        );
+        assert_eq!(
+            parse_numpy_dict("{'descr': '<f4', 'shape': (3,), }"),
+            None,
+            "missing key"
         );
     }
 

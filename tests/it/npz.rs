@@ -257,3 +257,41 @@ fn unsupported_dtypes_are_named() {
     let error = a.read("z").unwrap_err();
     assert!(matches!(error, NpzError::WrongDtype { .. }), "{error}");
 }
+
+#[test]
+fn headers_numpy_did_not_write_itself_go_through_the_full_parser() {
+    // A record dtype: valid .npy, parsed by npyz, refused as not a plain array.
+    let header = "{'descr': [('a', '<i4'), ('b', '<f4')], 'fortran_order': False, 'shape': (1,), }";
+    let mut c = NpzContents::default();
+    c.push(
+        "record",
+        &[],
+        Values::RawNpy(npy_with_header(header, &[0u8; 8])),
+    );
+    // Double quotes, other key order, no trailing comma: still the same array.
+    let header = r#"{"shape": (2,), "fortran_order": False, "descr": "<i2"}"#;
+    c.push(
+        "reordered",
+        &[],
+        Values::RawNpy(npy_with_header(header, &[1, 0, 2, 0])),
+    );
+    let mut a = archive(c.to_bytes(false).unwrap(), NpzLimits::FRAME).unwrap();
+    assert!(matches!(a.read("record"), Err(NpzError::WrongDtype { .. })));
+    assert_eq!(
+        a.read("reordered").unwrap().data,
+        ArrayData::Int(vec![1, 2])
+    );
+}
+
+#[test]
+fn format_version_2_headers_read() {
+    let text = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }          \n";
+    let mut npy = b"\x93NUMPY\x02\x00".to_vec();
+    npy.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    npy.extend_from_slice(text.as_bytes());
+    npy.extend_from_slice(&2.5f32.to_le_bytes());
+    let mut c = NpzContents::default();
+    c.push("v2", &[], Values::RawNpy(npy));
+    let mut a = archive(c.to_bytes(true).unwrap(), NpzLimits::FRAME).unwrap();
+    assert_eq!(a.read("v2").unwrap().data, ArrayData::Float(vec![2.5]));
+}
