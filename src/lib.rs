@@ -17,4 +17,5 @@ pub mod commands;
 pub mod frames;
 pub mod mesh_file;
 pub mod pipeline;
+pub mod render;
 pub mod synth;
