@@ -8,12 +8,15 @@
 //! - [`body`]: body models — the user's SMPL-X file or the built-in stand-in — and the forward pass. Pure.
 //! - [`pipeline`]: frame → meshes (parameters or saved vertices), shared by every command.
 //! - [`mesh_file`]: meshes → OBJ/PLY files.
+//! - [`render`]: meshes and cameras → RGBA pixels (headless GL on one render thread), and placeholders.
+//! - [`encode`]: RGBA → PNG / WebP bytes.
 //! - [`commands`]: the subcommands, on top of the stages; [`cli`] declares their flags.
 //! - [`synth`]: synthetic model and frame files in the real layouts, for tests, benchmarks and samples.
 
 pub mod body;
 pub mod cli;
 pub mod commands;
+pub mod encode;
 pub mod frames;
 pub mod mesh_file;
 pub mod pipeline;

@@ -1,5 +1,41 @@
-//! Pixels: the only code that touches GL, plus the images every backend shares.
+//! Pixels: cameras, scene preparation, the GL backend on its own render thread, and the placeholder image.
+//!
+//! Only `gl` touches GL. Everything else here is plain CPU code shared by every backend: a backend receives
+//! screen-space [`Triangles`] and returns an [`RgbaImage`].
 
+pub mod camera;
+mod gl;
 mod image;
+mod placeholder;
+pub mod scene;
+mod thread;
 
+pub use gl::{EglDeviceInfo, egl_devices};
 pub use image::RgbaImage;
+pub use placeholder::{draw_badge, placeholder};
+pub use scene::{Look, OSX_LOOK, PersonView, Triangles, composite, prepare};
+pub use thread::RenderHandle;
+
+/// Why an image could not be rendered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// No usable EGL: the message names what to install.
+    #[error(
+        "headless OpenGL (EGL) is not available ({detail}). Install it with `apt-get install libegl1 \
+         libgl1-mesa-dri` (Debian/Ubuntu; Mesa's software renderer, no GPU needed) or install your GPU's driver; \
+         `meshreel doctor` checks the result"
+    )]
+    NoEgl { detail: String },
+    #[error("OpenGL failed: {0}")]
+    Gl(String),
+    #[error("the render thread has stopped: {0}")]
+    ThreadGone(String),
+}
+
+impl RenderError {
+    fn no_egl(detail: &str) -> RenderError {
+        RenderError::NoEgl {
+            detail: detail.to_string(),
+        }
+    }
+}

@@ -6,4 +6,5 @@ mod cli;
 mod forward;
 mod frames;
 mod npz;
+mod render;
 mod support;
