@@ -10,6 +10,7 @@
 //! - [`mesh_file`]: meshes → OBJ/PLY files.
 //! - [`render`]: meshes and cameras → RGBA pixels (headless GL on one render thread), and placeholders.
 //! - [`encode`]: RGBA → PNG / WebP bytes.
+//! - [`report`]: `render_report.json`: what happened to every frame of a batch run, and merging shard reports.
 //! - [`commands`]: the subcommands, on top of the stages; [`cli`] declares their flags.
 //! - [`synth`]: synthetic model and frame files in the real layouts, for tests, benchmarks and samples.
 
@@ -21,4 +22,5 @@ pub mod frames;
 pub mod mesh_file;
 pub mod pipeline;
 pub mod render;
+pub mod report;
 pub mod synth;

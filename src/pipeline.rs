@@ -113,3 +113,182 @@ pub fn frame_meshes(
         })
         .collect()
 }
+
+/// What a frame without valid parameters shows (`--fallback`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FallbackPolicy {
+    /// The nearest earlier valid frame's mesh, if at most --max-hold frames back; else a placeholder.
+    #[default]
+    LastValid,
+    /// A transparent placeholder with a badge naming the reason.
+    Placeholder,
+    /// No image at all (the report still lists the frame).
+    Skip,
+}
+
+impl FallbackPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            FallbackPolicy::LastValid => "last-valid",
+            FallbackPolicy::Placeholder => "placeholder",
+            FallbackPolicy::Skip => "skip",
+        }
+    }
+}
+
+/// How far back (in frames) a fallback may reach by default: one second at 30 fps.
+pub const DEFAULT_MAX_HOLD: u32 = 30;
+
+/// The fallback policy and its reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FallbackSettings {
+    pub policy: FallbackPolicy,
+    pub max_hold: u32,
+}
+
+impl Default for FallbackSettings {
+    fn default() -> Self {
+        FallbackSettings {
+            policy: FallbackPolicy::LastValid,
+            max_hold: DEFAULT_MAX_HOLD,
+        }
+    }
+}
+
+/// The fate of one frame, decided from the whole sequence's validity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Draw the meshes of frame `source` (a video index): the frame itself when `reason` is `None`, else a
+    /// fallback for a frame that is not valid for `reason`.
+    Draw {
+        source: usize,
+        reason: Option<String>,
+    },
+    /// Draw a placeholder naming the reason.
+    Placeholder { reason: String },
+    /// Write no image.
+    Skip { reason: String },
+}
+
+/// Decides every frame's fate. "Nearest earlier valid" is a property of the sequence, not of the order frames
+/// are asked for, so every caller (batch, shards, server) gets the same plan, hence the same bytes.
+pub fn plan_frames(validity: &[Result<usize, String>], settings: &FallbackSettings) -> Vec<Plan> {
+    let mut last_valid: Option<usize> = None;
+    validity
+        .iter()
+        .enumerate()
+        .map(|(index, status)| match status {
+            Ok(_) => {
+                last_valid = Some(index);
+                Plan::Draw {
+                    source: index,
+                    reason: None,
+                }
+            }
+            Err(reason) => {
+                let reason = reason.clone();
+                match settings.policy {
+                    FallbackPolicy::Skip => Plan::Skip { reason },
+                    FallbackPolicy::Placeholder => Plan::Placeholder { reason },
+                    FallbackPolicy::LastValid => match last_valid {
+                        Some(source) if index - source <= settings.max_hold as usize => {
+                            Plan::Draw {
+                                source,
+                                reason: Some(reason),
+                            }
+                        }
+                        _ => Plan::Placeholder { reason },
+                    },
+                }
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validity(pattern: &str) -> Vec<Result<usize, String>> {
+        pattern
+            .chars()
+            .map(|c| {
+                if c == 'v' {
+                    Ok(1)
+                } else {
+                    Err("no_person".to_string())
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn last_valid_holds_at_most_max_hold_frames_then_shows_placeholders() {
+        let settings = FallbackSettings {
+            policy: FallbackPolicy::LastValid,
+            max_hold: 2,
+        };
+        let plan = plan_frames(&validity("xvxxxv"), &settings);
+        assert_eq!(
+            plan[0],
+            Plan::Placeholder {
+                reason: "no_person".into()
+            },
+            "nothing valid before frame 0"
+        );
+        assert_eq!(
+            plan[1],
+            Plan::Draw {
+                source: 1,
+                reason: None
+            }
+        );
+        assert_eq!(
+            plan[2],
+            Plan::Draw {
+                source: 1,
+                reason: Some("no_person".into())
+            }
+        );
+        assert_eq!(
+            plan[3],
+            Plan::Draw {
+                source: 1,
+                reason: Some("no_person".into())
+            }
+        );
+        assert_eq!(
+            plan[4],
+            Plan::Placeholder {
+                reason: "no_person".into()
+            },
+            "three back is over the hold"
+        );
+        assert_eq!(
+            plan[5],
+            Plan::Draw {
+                source: 5,
+                reason: None
+            }
+        );
+    }
+
+    #[test]
+    fn placeholder_and_skip_policies_never_reuse_meshes() {
+        for (policy, skip) in [
+            (FallbackPolicy::Placeholder, false),
+            (FallbackPolicy::Skip, true),
+        ] {
+            let plan = plan_frames(
+                &validity("vx"),
+                &FallbackSettings {
+                    policy,
+                    max_hold: 30,
+                },
+            );
+            assert_eq!(matches!(plan[1], Plan::Skip { .. }), skip);
+            assert!(!matches!(plan[1], Plan::Draw { .. }));
+        }
+    }
+}

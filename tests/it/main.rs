@@ -7,4 +7,5 @@ mod forward;
 mod frames;
 mod npz;
 mod render;
+mod report;
 mod support;
