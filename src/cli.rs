@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::pipeline::MeshSource;
+use crate::encode::ImageFormat;
+use crate::pipeline::{DEFAULT_MAX_HOLD, FallbackPolicy, MeshSource};
+use crate::report::Shard;
 
 /// meshreel: SMPL-X meshes recovered from video (OSX, SMPLer-X), posed from per-frame NPZ files.
 #[derive(Debug, Parser)]
@@ -20,6 +22,12 @@ pub enum Command {
     Check(CheckArgs),
     /// Write the posed meshes of one frame (camera coordinates, one object per person) to an OBJ or PLY file.
     Mesh(MeshArgs),
+    /// Pre-render every frame (or one shard) to images, plus render_report.json saying what happened to each.
+    Render(RenderArgs),
+    /// Join the reports of a sharded render into one render_report.json.
+    MergeReports(MergeArgs),
+    /// Check headless rendering: EGL devices, the GL renderer, the model in use, and one timed render.
+    Doctor(DoctorArgs),
 }
 
 /// Where a sequence is and how its numbering maps to video frames.
@@ -78,4 +86,150 @@ pub struct MeshArgs {
     /// The output file: .obj (one object per person) or .ply (binary, all persons in one mesh).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+/// How frames look and which camera shows them.
+#[derive(Debug, Args)]
+pub struct LookArgs {
+    /// Output size WIDTHxHEIGHT [default: the frames' image_size, else 720x720].
+    #[arg(long, value_name = "WxH", value_parser = crate::render::camera::parse_size)]
+    pub size: Option<(u32, u32)>,
+
+    /// Focal lengths fx,fy in pixels for persons whose frame gives neither focal nor bbox_xywh.
+    #[arg(long, value_name = "FX,FY", value_parser = parse_pair)]
+    pub focal: Option<[f32; 2]>,
+
+    /// Principal point cx,cy in pixels [default: the image centre].
+    #[arg(long, value_name = "CX,CY", value_parser = parse_pair)]
+    pub princpt: Option<[f32; 2]>,
+
+    /// Mesh colour as linear R,G,B in 0..1 [default: OSX's 1,1,0.9].
+    #[arg(long, value_name = "R,G,B", value_parser = parse_colour)]
+    pub colour: Option<[f32; 3]>,
+
+    /// Mesh opacity, 0..1.
+    #[arg(long, default_value_t = 1.0)]
+    pub opacity: f32,
+
+    /// Smooth (Gouraud) shading instead of OSX's flat faces.
+    #[arg(long)]
+    pub smooth: bool,
+
+    /// Composite over a solid background colour (#rrggbb) instead of writing transparent images.
+    #[arg(long, value_name = "#RRGGBB", value_parser = parse_hex_colour)]
+    pub background: Option<[u8; 3]>,
+
+    /// EGL device index to render on (`meshreel doctor` lists them) [default: a GPU, else Mesa's software device].
+    #[arg(long, value_name = "N", env = "MESHREEL_EGL_DEVICE")]
+    pub egl_device: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub sequence: SequenceArgs,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    #[command(flatten)]
+    pub look: LookArgs,
+
+    /// Output folder for the images and render_report.json.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Image format.
+    #[arg(long, value_enum, default_value_t = ImageFormat::Png)]
+    pub format: ImageFormat,
+
+    /// What frames without valid parameters show.
+    #[arg(long, value_enum, default_value_t = FallbackPolicy::LastValid)]
+    pub fallback: FallbackPolicy,
+
+    /// How many frames back a fallback may reach for the last valid mesh.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_HOLD)]
+    pub max_hold: u32,
+
+    /// Keep images a previous run completed; render only the rest. The report covers every frame.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Render shard K of N (frames whose index modulo N is K) [default: from SLURM_ARRAY_TASK_ID and
+    /// SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with --shard-count].
+    #[arg(long, value_name = "K/N", value_parser = crate::batch::parse_shard)]
+    pub shard: Option<Shard>,
+
+    /// Number of shards, for Kubernetes Indexed Jobs (JOB_COMPLETION_INDEX gives K).
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<u32>,
+
+    /// Worker threads for reading, posing and encoding [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shard reports (render_report.shard-K-of-N.json), all of one run.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+
+    /// Where to write the merged report [default: render_report.json beside the first shard report].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// EGL device index to test [default: a GPU, else Mesa's software device].
+    #[arg(long, value_name = "N", env = "MESHREEL_EGL_DEVICE")]
+    pub egl_device: Option<usize>,
+}
+
+fn parse_floats<const N: usize>(text: &str) -> Result<[f32; N], String> {
+    let values: Vec<f32> = text
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<f32>()
+                .map_err(|_| format!("'{v}' is not a number"))
+        })
+        .collect::<Result<_, _>>()?;
+    let values: [f32; N] = values
+        .try_into()
+        .map_err(|_| format!("'{text}' needs {N} comma-separated numbers"))?;
+    if values.iter().all(|v| v.is_finite()) {
+        Ok(values)
+    } else {
+        Err(format!("'{text}' has a non-finite value"))
+    }
+}
+
+fn parse_pair(text: &str) -> Result<[f32; 2], String> {
+    parse_floats::<2>(text)
+}
+
+fn parse_colour(text: &str) -> Result<[f32; 3], String> {
+    let colour = parse_floats::<3>(text)?;
+    if colour.iter().all(|c| (0.0..=1.0).contains(c)) {
+        Ok(colour)
+    } else {
+        Err(format!("'{text}': each channel must be between 0 and 1"))
+    }
+}
+
+fn parse_hex_colour(text: &str) -> Result<[u8; 3], String> {
+    let hex = text.trim_start_matches('#');
+    let channel = |i: usize| {
+        hex.get(i..i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+    };
+    match (hex.len(), channel(0), channel(2), channel(4)) {
+        (6, Some(r), Some(g), Some(b)) => Ok([r, g, b]),
+        _ => Err(format!("'{text}' is not a colour like #203040")),
+    }
 }

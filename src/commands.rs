@@ -4,10 +4,22 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::{Context, bail};
 
+use crate::batch::{BatchJob, report_name, resolve_shard, write_atomic};
+use crate::pipeline::{FallbackSettings, RenderSettings};
+use crate::render::camera::{CameraOptions, DEFAULT_SIZE, Intrinsics};
+use crate::render::{Look, OSX_LOOK, PersonView, RenderHandle, egl_devices, prepare};
+use crate::report::{Report, Shard};
+
 use crate::body::{BodyModel, ForwardOptions, load_smplx};
-use crate::cli::{CheckArgs, Command, MeshArgs, ModelArgs, SequenceArgs};
+use crate::cli::{
+    CheckArgs, Command, DoctorArgs, LookArgs, MergeArgs, MeshArgs, ModelArgs, RenderArgs,
+    SequenceArgs,
+};
 use crate::frames::npz::NpzLimits;
 use crate::frames::{ReadOptions, Sequence, SequenceOptions, discover, read_frame};
 use crate::mesh_file::{MeshFormat, write_meshes};
@@ -18,6 +30,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check(args) => check(&args),
         Command::Mesh(args) => mesh(&args),
+        Command::Render(args) => render(&args),
+        Command::MergeReports(args) => merge_reports(&args),
+        Command::Doctor(args) => doctor(&args),
     }
 }
 
@@ -296,6 +311,213 @@ fn mesh(args: &MeshArgs) -> anyhow::Result<ExitCode> {
         args.out.display()
     );
     finish_output(printed)
+}
+
+fn look(args: &LookArgs) -> Look {
+    Look {
+        colour: args.colour.unwrap_or(OSX_LOOK.colour),
+        opacity: args.opacity.clamp(0.0, 1.0),
+        smooth: args.smooth,
+        background: args.background,
+    }
+}
+
+/// Stops a batch run cleanly on Ctrl-C: workers finish their frame, the report is written.
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Err(error) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+        tracing::warn!(%error, "Ctrl-C will stop the run abruptly");
+    }
+    stop
+}
+
+fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
+    let shard = resolve_shard(args.shard, args.shard_count, |name| {
+        std::env::var(name).ok()
+    })?;
+    let sequence = open_sequence(&args.sequence)?;
+    let model = load_model(&args.model)?;
+    let mesh = mesh_settings(&args.model);
+    check_settings(&model, &mesh)?;
+    let renderer = RenderHandle::spawn_gl(args.look.egl_device)?;
+    tracing::info!(renderer = renderer.description(), "rendering with GL");
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+        .max(1);
+    let job = BatchJob {
+        sequence: &sequence,
+        model: &model,
+        out: args.out.clone(),
+        format: args.format,
+        fallback: FallbackSettings {
+            policy: args.fallback,
+            max_hold: args.max_hold,
+        },
+        size: args.look.size,
+        render: RenderSettings {
+            size: DEFAULT_SIZE,
+            camera: CameraOptions {
+                focal: args.look.focal,
+                princpt: args.look.princpt,
+            },
+            look: look(&args.look),
+            mesh,
+        },
+        resume: args.resume,
+        shard,
+        threads,
+        renderer,
+        stop: stop_on_ctrl_c(),
+    };
+    let outcome = crate::batch::run(job)?;
+    let report = &outcome.report;
+    let c = &report.counts;
+    let mut out = std::io::stdout().lock();
+    let printed = writeln!(
+        out,
+        "{} frames: {} ok, {} fallback, {} placeholder, {} skipped, {} render_error; {:.1} frames/s{}\nreport: {}",
+        c.total,
+        c.ok,
+        c.fallback,
+        c.placeholder,
+        c.skipped,
+        c.render_error,
+        report.timings.frames_per_sec,
+        if report.interrupted {
+            " (interrupted: run again with --resume)"
+        } else {
+            ""
+        },
+        outcome.report_path.display()
+    );
+    finish_output(printed)?;
+    Ok(if c.render_error > 0 || report.interrupted {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn merge_reports(args: &MergeArgs) -> anyhow::Result<ExitCode> {
+    let mut shards = Vec::with_capacity(args.reports.len());
+    for path in &args.reports {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        shards.push(
+            Report::from_json(&text)
+                .with_context(|| format!("not a render report: {}", path.display()))?,
+        );
+    }
+    let merged = crate::report::merge(shards)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let folder = args.reports[0]
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        folder.join(report_name(Shard::default()))
+    });
+    write_atomic(&out, merged.to_json().as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    let c = &merged.counts;
+    let printed = writeln!(
+        std::io::stdout(),
+        "merged {} reports: {} frames, {} ok, {} fallback, {} placeholder, {} skipped, {} render_error\nreport: {}",
+        args.reports.len(),
+        c.total,
+        c.ok,
+        c.fallback,
+        c.placeholder,
+        c.skipped,
+        c.render_error,
+        out.display()
+    );
+    finish_output(printed)
+}
+
+fn doctor(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let mut healthy = true;
+    match egl_devices() {
+        Ok(devices) if devices.is_empty() => {
+            healthy = false;
+            writeln!(out, "EGL devices: none")?;
+        }
+        Ok(devices) => {
+            writeln!(out, "EGL devices:")?;
+            for d in &devices {
+                let kind = if d.software { "software" } else { "hardware" };
+                writeln!(out, "  {}: {} ({kind})", d.index, d.name)?;
+            }
+        }
+        Err(error) => {
+            healthy = false;
+            writeln!(out, "EGL: {error}")?;
+        }
+    }
+    let model = load_model(&args.model)?;
+    writeln!(out, "model: {}", model.describe())?;
+    for warning in &model.warnings {
+        writeln!(out, "  warning: {warning}")?;
+    }
+    match RenderHandle::spawn_gl(args.egl_device) {
+        Ok(renderer) => {
+            writeln!(out, "GL renderer: {}", renderer.description())?;
+            let (size, renders) = ((720, 720), 20);
+            let mut params = crate::body::BodyParams::default();
+            // OSX's camera frame: the body turned to face the camera, 50 m away, as in the users' files.
+            params.pose[0] = [std::f32::consts::PI, 0.0, 0.0];
+            params.transl = [0.0, 0.35, 50.0];
+            let posed = model.pose(&params, &ForwardOptions::default());
+            let intrinsics = Intrinsics {
+                fx: 19_531.0,
+                fy: 19_531.0,
+                cx: 360.0,
+                cy: 360.0,
+            };
+            let person = [PersonView {
+                vertices: &posed.vertices,
+                intrinsics,
+            }];
+            let mut times = Vec::with_capacity(renders);
+            for _ in 0..renders {
+                let start = std::time::Instant::now();
+                let image =
+                    renderer.render(prepare(&person, &model.faces, size, &OSX_LOOK), size)?;
+                times.push(start.elapsed().as_secs_f64() * 1000.0);
+                if image.pixels.chunks_exact(4).all(|p| p[3] == 0) {
+                    healthy = false;
+                    writeln!(out, "test render: the image is empty")?;
+                    break;
+                }
+            }
+            times.sort_by(f64::total_cmp);
+            writeln!(
+                out,
+                "test render 720x720: median {:.2} ms over {renders} renders (first {:.1} ms, including shader compilation)",
+                times[times.len() / 2],
+                times[0].max(*times.last().unwrap_or(&0.0)),
+            )?;
+        }
+        Err(error) => {
+            healthy = false;
+            writeln!(out, "GL: {error}")?;
+        }
+    }
+    writeln!(
+        out,
+        "{}",
+        if healthy {
+            "ready to render"
+        } else {
+            "rendering is not available"
+        }
+    )?;
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 #[cfg(test)]

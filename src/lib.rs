@@ -14,6 +14,7 @@
 //! - [`commands`]: the subcommands, on top of the stages; [`cli`] declares their flags.
 //! - [`synth`]: synthetic model and frame files in the real layouts, for tests, benchmarks and samples.
 
+pub mod batch;
 pub mod body;
 pub mod cli;
 pub mod commands;

@@ -4,8 +4,13 @@
 //! Later stages (fallback policy, pixels) build on this; `frames` and `body` stay unaware of each other's
 //! callers.
 
+use std::time::Instant;
+
 use crate::body::{BodyModel, BodyParams, ForwardOptions};
-use crate::frames::{FrameParams, PersonParams};
+use crate::frames::{FrameError, FrameParams, PersonParams, ReadOptions, Sequence, read_frame};
+use crate::render::camera::{CameraOptions, Intrinsics, auto_framing, choose_intrinsics};
+use crate::render::{Look, PersonView, RenderHandle, RgbaImage, composite, placeholder, prepare};
+use crate::report::FrameStatus;
 
 /// Where a person's vertices come from (`--mesh-source`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -204,6 +209,219 @@ pub fn plan_frames(validity: &[Result<usize, String>], settings: &FallbackSettin
             }
         })
         .collect()
+}
+
+/// Everything that decides a frame's pixels besides its parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RenderSettings {
+    pub size: (u32, u32),
+    pub camera: CameraOptions,
+    pub look: Look,
+    pub mesh: MeshSettings,
+}
+
+/// What one pass over the sequence found: each frame's validity (persons, or the reason string) and the first
+/// valid frame's `image_size`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scan {
+    pub validity: Vec<Result<usize, String>>,
+    pub image_size: Option<[f32; 2]>,
+}
+
+/// Reads every frame once, on `threads` threads, to learn which are valid.
+pub fn scan(sequence: &Sequence, threads: usize) -> Scan {
+    let options = ReadOptions::default();
+    let slots = &sequence.frames;
+    let chunk = slots.len().div_ceil(threads.max(1)).max(1);
+    let results: Vec<Result<FrameParams, FrameError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = slots
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|slot| read_frame(slot, &options))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let image_size = results
+        .iter()
+        .find_map(|r| r.as_ref().ok().and_then(|f| f.image_size));
+    let validity = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(frame) => Ok(frame.persons.len()),
+            Err(error) => {
+                tracing::debug!(%error, "invalid frame");
+                Err(error.reason().to_string())
+            }
+        })
+        .collect();
+    Scan {
+        validity,
+        image_size,
+    }
+}
+
+/// One rendered frame: its image (none when skipped or failed) and what happened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameOutput {
+    pub image: Option<RgbaImage>,
+    pub status: FrameStatus,
+    pub reason: Option<String>,
+    /// Frame number whose meshes a fallback shows.
+    pub source_frame: Option<u32>,
+    pub persons: u32,
+    pub read_ms: f64,
+    pub forward_ms: f64,
+    pub render_ms: f64,
+}
+
+/// The badge text of a placeholder.
+fn placeholder_text(reason: &str) -> &str {
+    if reason == "no_person" {
+        "no detection"
+    } else {
+        reason
+    }
+}
+
+fn millis(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Renders frame `index` of the sequence as `plan` decides. A pure function of the sequence's files, the
+/// model, the plan and the settings: the batch and the server give the same pixels for the same frame.
+pub fn render_planned(
+    model: &BodyModel,
+    sequence: &Sequence,
+    plan: &[Plan],
+    index: usize,
+    settings: &RenderSettings,
+    renderer: &RenderHandle,
+) -> FrameOutput {
+    let mut output = FrameOutput {
+        image: None,
+        status: FrameStatus::Ok,
+        reason: None,
+        source_frame: None,
+        persons: 0,
+        read_ms: 0.0,
+        forward_ms: 0.0,
+        render_ms: 0.0,
+    };
+    let finish = |mut image: RgbaImage| {
+        if let Some(background) = settings.look.background {
+            composite(&mut image, background);
+        }
+        image
+    };
+    let (source, reason) = match plan.get(index) {
+        Some(Plan::Draw { source, reason }) => (*source, reason.clone()),
+        Some(Plan::Placeholder { reason }) => {
+            let start = Instant::now();
+            output.image = Some(finish(placeholder(
+                settings.size.0,
+                settings.size.1,
+                placeholder_text(reason),
+            )));
+            output.render_ms = millis(start);
+            output.status = FrameStatus::Placeholder;
+            output.reason = Some(reason.clone());
+            return output;
+        }
+        Some(Plan::Skip { reason }) => {
+            output.status = FrameStatus::Skipped;
+            output.reason = Some(reason.clone());
+            return output;
+        }
+        None => {
+            output.status = FrameStatus::RenderError;
+            output.reason = Some(format!("frame index {index} is outside the sequence"));
+            return output;
+        }
+    };
+    if reason.is_some() {
+        output.status = FrameStatus::Fallback;
+        output.reason = reason;
+        output.source_frame = sequence.frame(source).map(|slot| slot.number);
+    }
+    let fail = |mut output: FrameOutput, message: String| {
+        output.status = FrameStatus::RenderError;
+        output.reason = Some(message);
+        output
+    };
+
+    let start = Instant::now();
+    let options = ReadOptions {
+        saved_vertices: settings.mesh.needs_saved_vertices(),
+        ..ReadOptions::default()
+    };
+    let Some(slot) = sequence.frame(source) else {
+        return fail(
+            output,
+            format!("source frame index {source} is outside the sequence"),
+        );
+    };
+    let frame = match read_frame(slot, &options) {
+        Ok(frame) => frame,
+        // The scan found it valid; it changed since.
+        Err(error) => {
+            return fail(
+                output,
+                format!("the frame's file changed since the scan: {error}"),
+            );
+        }
+    };
+    output.read_ms = millis(start);
+
+    let start = Instant::now();
+    let meshes = frame_meshes(model, &frame, &settings.mesh);
+    let mut framed: Vec<(Vec<[f32; 3]>, Intrinsics)> = Vec::with_capacity(meshes.len());
+    for (mesh, person) in meshes.into_iter().zip(&frame.persons) {
+        let chosen = choose_intrinsics(
+            person.focal,
+            person.princpt,
+            person.bbox_xywh,
+            &settings.camera,
+            settings.size,
+        );
+        framed.push(match chosen {
+            Some((intrinsics, _)) => (mesh.vertices, intrinsics),
+            None => {
+                let (intrinsics, offset) = auto_framing(&mesh.vertices, settings.size);
+                let moved = mesh
+                    .vertices
+                    .iter()
+                    .map(|v| [v[0] + offset[0], v[1] + offset[1], v[2] + offset[2]])
+                    .collect();
+                (moved, intrinsics)
+            }
+        });
+    }
+    output.persons = framed.len() as u32;
+    output.forward_ms = millis(start);
+
+    let start = Instant::now();
+    let views: Vec<PersonView<'_>> = framed
+        .iter()
+        .map(|(vertices, intrinsics)| PersonView {
+            vertices,
+            intrinsics: *intrinsics,
+        })
+        .collect();
+    let triangles = prepare(&views, &model.faces, settings.size, &settings.look);
+    match renderer.render(triangles, settings.size) {
+        Ok(image) => output.image = Some(finish(image)),
+        Err(error) => return fail(output, error.to_string()),
+    }
+    output.render_ms = millis(start);
+    output
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 #![allow(clippy::needless_range_loop)] // the reference implementation reads like the equations, index by index
 
+mod batch;
 mod cli;
 mod forward;
 mod frames;

@@ -1,0 +1,319 @@
+//! The `render` batch end to end under EGL: fallbacks, the report, resume, shards and merge, same bytes as the
+//! pipeline, and a golden image.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use meshreel::body::BodyModel;
+use meshreel::encode::{ImageFormat, encode};
+use meshreel::frames::{SequenceOptions, discover};
+use meshreel::pipeline::{
+    FallbackSettings, MeshSettings, RenderSettings, plan_frames, render_planned, scan,
+};
+use meshreel::render::OSX_LOOK;
+use meshreel::render::camera::CameraOptions;
+use meshreel::report::Report;
+use meshreel::synth::{Rng, SynthPerson, no_person_contents};
+
+use crate::render::gl_or_skip;
+use crate::support::{temp_dir, write_npz, write_osx_frame};
+
+const SIZE: &str = "160x120";
+
+/// Frames 1–12: valid except 3 (no person), 4 (missing file), 5 (corrupt), 9–11 (no person, beyond a hold of 1
+/// from frame 8 for 10 and 11).
+fn faulty_sequence(dir: &Path) -> PathBuf {
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    let person = |n: u32| {
+        let mut p = SynthPerson::random(&mut Rng::new(u64::from(n)), 0.3);
+        p.cam_trans = [0.0, 0.3, 50.0];
+        p.bbox_xywh = [-15.0, -40.0, 190.0, 253.0];
+        p.focal = [4950.0, 4950.0];
+        p.princpt = [80.0, 60.0];
+        p
+    };
+    for n in [1, 2, 6, 7, 8, 12] {
+        write_osx_frame(&frames, n, &[person(n)]);
+    }
+    for n in [3, 9, 10, 11] {
+        write_npz(
+            &frames,
+            &format!("frame_{n:04}_params.npz"),
+            &no_person_contents(),
+            false,
+        );
+    }
+    std::fs::write(frames.join("frame_0005_params.npz"), b"garbage").unwrap();
+    dir.to_path_buf()
+}
+
+fn meshreel(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_meshreel"))
+        .args(args)
+        .env_remove("MESHREEL_MODEL")
+        .output()
+        .expect("run meshreel")
+}
+
+fn render(sequence: &Path, out: &Path, extra: &[&str]) -> Report {
+    let mut args = vec![
+        "render",
+        sequence.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        SIZE,
+    ];
+    args.extend_from_slice(extra);
+    let output = meshreel(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let name = if extra.contains(&"--shard") {
+        None
+    } else {
+        Some("render_report.json")
+    };
+    let path = match name {
+        Some(name) => out.join(name),
+        None => {
+            let shard = extra[extra.iter().position(|a| *a == "--shard").unwrap() + 1];
+            let (k, n) = shard.split_once('/').unwrap();
+            out.join(format!("render_report.shard-{k}-of-{n}.json"))
+        }
+    };
+    Report::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn statuses(report: &Report) -> Vec<(u32, String, Option<String>, Option<u32>)> {
+    report
+        .frames
+        .iter()
+        .map(|f| {
+            (
+                f.number,
+                format!("{:?}", f.status),
+                f.reason.clone(),
+                f.source_frame,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_frame_gets_an_image_and_an_honest_record() {
+    if gl_or_skip().is_none() {
+        return;
+    }
+    let dir = temp_dir();
+    let sequence = faulty_sequence(dir.path());
+    let out = dir.path().join("out");
+    let report = render(&sequence, &out, &["--max-hold", "1"]);
+    let images = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "png")
+        })
+        .count();
+    assert_eq!(images, 12, "one image per input frame, gaps included");
+    assert_eq!(report.counts.total, 12);
+    assert_eq!(
+        (
+            report.counts.ok,
+            report.counts.fallback,
+            report.counts.placeholder
+        ),
+        (6, 2, 4)
+    );
+    let s = statuses(&report);
+    assert_eq!(
+        s[2],
+        (3, "Fallback".into(), Some("no_person".into()), Some(2))
+    );
+    assert_eq!(
+        s[3],
+        (4, "Placeholder".into(), Some("missing_file".into()), None),
+        "frame 4 is two frames after the last valid one: over a hold of 1"
+    );
+    assert_eq!(s[4].1, "Placeholder");
+    assert_eq!(
+        s[8],
+        (9, "Fallback".into(), Some("no_person".into()), Some(8))
+    );
+    assert_eq!(s[9].1, "Placeholder");
+    assert_eq!(report.reasons.get("no_person"), Some(&4));
+    assert_eq!(report.reasons.get("corrupt_npz"), Some(&1));
+    assert_eq!(report.reasons.get("missing_file"), Some(&1));
+    assert_eq!(report.inputs.missing_numbers, vec![4]);
+    assert_eq!(report.inputs.model.kind, "stand_in");
+    assert!(report.environment.renderer.contains("OpenGL"));
+    // The report validates against the documented schema.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/render_report.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("render_report.json")).unwrap())
+            .unwrap();
+    assert!(jsonschema::is_valid(&schema, &document));
+
+    // Placeholders carry the badge; skip writes nothing for invalid frames.
+    let skip_out = dir.path().join("skip");
+    let skipped = render(&sequence, &skip_out, &["--fallback", "skip"]);
+    assert_eq!(skipped.counts.skipped, 6);
+    assert!(!skip_out.join("frame_0003.png").exists() && skip_out.join("frame_0002.png").exists());
+}
+
+#[test]
+fn resume_keeps_complete_images_and_redoes_the_rest_identically() {
+    if gl_or_skip().is_none() {
+        return;
+    }
+    let dir = temp_dir();
+    let sequence = faulty_sequence(dir.path());
+    let out = dir.path().join("out");
+    render(&sequence, &out, &[]);
+    let original = std::fs::read(out.join("frame_0007.png")).unwrap();
+    // An interrupted run: one image missing, one cut short.
+    std::fs::remove_file(out.join("frame_0007.png")).unwrap();
+    let eight = std::fs::read(out.join("frame_0008.png")).unwrap();
+    std::fs::write(out.join("frame_0008.png"), &eight[..eight.len() / 2]).unwrap();
+    let report = render(&sequence, &out, &["--resume"]);
+    assert_eq!(
+        report.counts.total, 12,
+        "the final report covers all frames"
+    );
+    assert_eq!(report.frames.iter().filter(|f| f.resumed).count(), 10);
+    assert_eq!(std::fs::read(out.join("frame_0007.png")).unwrap(), original);
+    assert_eq!(std::fs::read(out.join("frame_0008.png")).unwrap(), eight);
+    assert!(!report.interrupted);
+}
+
+#[test]
+fn shards_merged_equal_one_run_and_the_same_bytes() {
+    if gl_or_skip().is_none() {
+        return;
+    }
+    let dir = temp_dir();
+    let sequence = faulty_sequence(dir.path());
+    let whole = render(&sequence, &dir.path().join("whole"), &[]);
+    let sharded = dir.path().join("sharded");
+    let first = render(&sequence, &sharded, &["--shard", "0/2"]);
+    let second = render(&sequence, &sharded, &["--shard", "1/2"]);
+    assert_eq!(first.counts.total + second.counts.total, 12);
+    let output = meshreel(&[
+        "merge-reports",
+        sharded
+            .join("render_report.shard-0-of-2.json")
+            .to_str()
+            .unwrap(),
+        sharded
+            .join("render_report.shard-1-of-2.json")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let merged =
+        Report::from_json(&std::fs::read_to_string(sharded.join("render_report.json")).unwrap())
+            .unwrap();
+    assert_eq!(merged.counts, whole.counts);
+    assert_eq!(merged.reasons, whole.reasons);
+    assert_eq!(statuses(&merged), statuses(&whole));
+    for n in 1..=12 {
+        let name = format!("frame_{n:04}.png");
+        assert_eq!(
+            std::fs::read(sharded.join(&name)).unwrap(),
+            std::fs::read(dir.path().join("whole").join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn batch_bytes_equal_pipeline_bytes() {
+    let Some(gl) = gl_or_skip() else { return };
+    let dir = temp_dir();
+    let sequence_dir = faulty_sequence(dir.path());
+    let out = dir.path().join("out");
+    render(&sequence_dir, &out, &[]);
+    let sequence = discover(&sequence_dir, &SequenceOptions::default()).unwrap();
+    let model = BodyModel::stand_in();
+    let scan = scan(&sequence, 2);
+    let plan = plan_frames(&scan.validity, &FallbackSettings::default());
+    let settings = RenderSettings {
+        size: (160, 120),
+        camera: CameraOptions::default(),
+        look: OSX_LOOK,
+        mesh: MeshSettings::default(),
+    };
+    for index in [0, 2, 6] {
+        let output = render_planned(&model, &sequence, &plan, index, &settings, &gl);
+        let bytes = encode(&output.image.unwrap(), ImageFormat::Png).unwrap();
+        let name = format!("frame_{:04}.png", sequence.frames[index].number);
+        assert_eq!(bytes, std::fs::read(out.join(name)).unwrap());
+    }
+}
+
+/// Decodes a PNG to RGBA.
+fn decode(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    pixels.truncate(info.buffer_size());
+    (info.width, info.height, pixels)
+}
+
+#[test]
+fn golden_image_matches_within_tolerance() {
+    let Some(gl) = gl_or_skip() else { return };
+    let dir = temp_dir();
+    let sequence_dir = faulty_sequence(dir.path());
+    let sequence = discover(&sequence_dir, &SequenceOptions::default()).unwrap();
+    let scan = scan(&sequence, 2);
+    let plan = plan_frames(&scan.validity, &FallbackSettings::default());
+    let settings = RenderSettings {
+        size: (160, 120),
+        camera: CameraOptions::default(),
+        look: OSX_LOOK,
+        mesh: MeshSettings::default(),
+    };
+    let image = render_planned(&BodyModel::stand_in(), &sequence, &plan, 0, &settings, &gl)
+        .image
+        .unwrap();
+    let golden_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/stand_in_frame_0001.png");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(golden_path.parent().unwrap()).unwrap();
+        std::fs::write(&golden_path, encode(&image, ImageFormat::Png).unwrap()).unwrap();
+    }
+    let (width, height, golden) =
+        decode(&std::fs::read(&golden_path).expect("golden image (UPDATE_SNAPSHOTS=1 makes it)"));
+    assert_eq!((width, height), (image.width, image.height));
+    let differing = golden
+        .chunks_exact(4)
+        .zip(image.pixels.chunks_exact(4))
+        .filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 2))
+        .count();
+    let covered = image.pixels.chunks_exact(4).filter(|p| p[3] > 0).count();
+    assert!(covered > 500, "the body is in view ({covered} pixels)");
+    assert!(
+        differing * 200 <= covered,
+        "{differing} of {covered} pixels differ from the golden image"
+    );
+}
