@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use meshreel::report::Report;
-use meshreel::synth::{frame_contents, KeyStyle, ModelSpec, Rng, SynthModel, SynthPerson};
+use meshreel::synth::{KeyStyle, Rng, SynthModel, SynthPerson, frame_contents};
 
 const NUM_FRAMES: u32 = 1800;
 
@@ -25,23 +25,34 @@ fn main() {
     }
     let dir = tempfile::tempdir().expect("temporary folder");
     let model = dir.path().join("SMPLX_NEUTRAL.npz");
-    SynthModel::generate(ModelSpec::real_size(), 1).write(&model).expect("model");
+    SynthModel::stand_in_shaped(1).write(&model).expect("model");
     let frames = dir.path().join("frames");
     std::fs::create_dir(&frames).expect("frames folder");
     let mut rng = Rng::new(2);
     for number in 1..=NUM_FRAMES {
-        let mut person = SynthPerson::random(&mut rng, 0.3);
+        let mut person = SynthPerson::random(&mut rng, 0.2);
         person.cam_trans = [0.0, 0.3, 50.0];
-        // Random model contents make a random-looking mesh; what matters here is its size.
         let contents = frame_contents(KeyStyle::OsxPrefixed, &[person], false);
-        contents.write(&frames.join(format!("frame_{number:04}_params.npz")), false).expect("frame");
+        contents
+            .write(&frames.join(format!("frame_{number:04}_params.npz")), false)
+            .expect("frame");
     }
     for size in ["720x720", "1280x720", "1920x1080"] {
         let out = dir.path().join(format!("out-{size}"));
         let started = Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_meshreel"))
-            .args(["render", frames.to_str().unwrap_or_default(), "--out", out.to_str().unwrap_or_default()])
-            .args(["--model", model.to_str().unwrap_or_default(), "--size", size])
+            .args([
+                "render",
+                frames.to_str().unwrap_or_default(),
+                "--out",
+                out.to_str().unwrap_or_default(),
+            ])
+            .args([
+                "--model",
+                model.to_str().unwrap_or_default(),
+                "--size",
+                size,
+            ])
             .env("RUST_LOG", "warn")
             .spawn()
             .expect("run meshreel render");
@@ -51,8 +62,10 @@ fn main() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let wall = started.elapsed().as_secs_f64();
-        let report = Report::from_json(&std::fs::read_to_string(out.join("render_report.json")).expect("report"))
-            .expect("report parses");
+        let report = Report::from_json(
+            &std::fs::read_to_string(out.join("render_report.json")).expect("report"),
+        )
+        .expect("report parses");
         let stages = &report.timings.stages;
         println!(
             "{size}: {:.1} frames/s in the run ({:.1} s wall incl. start-up, {} frames), peak RSS {peak:.0} MB; \

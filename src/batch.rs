@@ -17,7 +17,8 @@ use crate::body::{BodyModel, ModelKind};
 use crate::encode::{ImageFormat, encode};
 use crate::frames::Sequence;
 use crate::pipeline::{
-    FallbackSettings, Plan, RenderSettings, Scan, plan_frames, render_planned, scan,
+    FallbackSettings, FrameOutput, Plan, RenderSettings, Scan, plan_frames, render_planned_frames,
+    scan,
 };
 use crate::render::RenderHandle;
 use crate::report::{
@@ -261,12 +262,17 @@ pub fn run(mut job: BatchJob<'_>) -> anyhow::Result<BatchOutcome> {
             let (job, todo, plan, next) = (&job, &todo, &plan, &next);
             scope.spawn(move || {
                 while !job.stop.load(Ordering::Relaxed) {
-                    let Some(&index) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    let first = next.fetch_add(FRAMES_PER_TASK, Ordering::Relaxed);
+                    let Some(indices) = todo.get(first..(first + FRAMES_PER_TASK).min(todo.len()))
+                    else {
                         break;
                     };
-                    if records.send(render_one(job, plan, index)).is_err() {
+                    if indices.is_empty() {
                         break;
                     }
+                    render_frames(job, plan, indices, |record| {
+                        let _ = records.send(record);
+                    });
                 }
             });
         }
@@ -343,18 +349,45 @@ fn resumed_record(
     }
 }
 
-/// Renders, encodes and writes one frame; every failure becomes this frame's `render_error`.
-fn render_one(job: &BatchJob<'_>, plan: &[Plan], index: usize) -> FrameRecord {
-    let started = Instant::now();
-    let slot = &job.sequence.frames[index];
-    let output = render_planned(
+/// Frames a worker takes at a time: their forward passes run as one batch, which streams SMPL-X's 61 MB
+/// pose-corrective matrix once instead of once per frame (measured: 6.9 ms alone, 2.2 ms per body in eights).
+const FRAMES_PER_TASK: usize = 8;
+
+/// Renders, encodes and writes a run of frames; every failure becomes that frame's `render_error`.
+fn render_frames(
+    job: &BatchJob<'_>,
+    plan: &[Plan],
+    indices: &[usize],
+    mut send: impl FnMut(FrameRecord),
+) {
+    let mut last = Instant::now();
+    render_planned_frames(
         job.model,
         job.sequence,
         plan,
-        index,
+        indices,
         &job.render,
         &job.renderer,
+        |index, output| {
+            // A frame's time runs from the previous frame's end, so the first of a run also carries the run's reads
+            // and its one forward pass (stage_ms splits the forward pass evenly).
+            let ms = last.elapsed().as_secs_f64() * 1000.0;
+            let record = finish_frame(job, index, output, ms);
+            last = Instant::now();
+            send(record);
+        },
     );
+}
+
+/// Encodes and writes one rendered frame and makes its record.
+fn finish_frame(
+    job: &BatchJob<'_>,
+    index: usize,
+    output: FrameOutput,
+    earlier_ms: f64,
+) -> FrameRecord {
+    let started = Instant::now();
+    let slot = &job.sequence.frames[index];
     let mut record = FrameRecord {
         number: slot.number,
         video_index: slot.video_index,
@@ -396,7 +429,7 @@ fn render_one(job: &BatchJob<'_>, plan: &[Plan], index: usize) -> FrameRecord {
     if record.status == FrameStatus::RenderError {
         tracing::warn!(frame = slot.number, reason = ?record.reason, "frame could not be rendered");
     }
-    record.ms = started.elapsed().as_secs_f64() * 1000.0;
+    record.ms = earlier_ms + started.elapsed().as_secs_f64() * 1000.0;
     record
 }
 

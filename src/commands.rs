@@ -373,17 +373,11 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
     };
     let outcome = crate::batch::run(job)?;
     let report = &outcome.report;
-    let c = &report.counts;
     let mut out = std::io::stdout().lock();
     let printed = writeln!(
         out,
-        "{} frames: {} ok, {} fallback, {} placeholder, {} skipped, {} render_error; {:.1} frames/s{}\nreport: {}",
-        c.total,
-        c.ok,
-        c.fallback,
-        c.placeholder,
-        c.skipped,
-        c.render_error,
+        "{}; {:.1} frames/s{}\nreport: {}",
+        report.counts.summary(),
         report.timings.frames_per_sec,
         if report.interrupted {
             " (interrupted: run again with --resume)"
@@ -393,7 +387,7 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         outcome.report_path.display()
     );
     finish_output(printed)?;
-    Ok(if c.render_error > 0 || report.interrupted {
+    Ok(if report.counts.render_error > 0 || report.interrupted {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -419,17 +413,11 @@ fn merge_reports(args: &MergeArgs) -> anyhow::Result<ExitCode> {
     });
     write_atomic(&out, merged.to_json().as_bytes())
         .with_context(|| format!("cannot write {}", out.display()))?;
-    let c = &merged.counts;
     let printed = writeln!(
         std::io::stdout(),
-        "merged {} reports: {} frames, {} ok, {} fallback, {} placeholder, {} skipped, {} render_error\nreport: {}",
+        "merged {} reports: {}\nreport: {}",
         args.reports.len(),
-        c.total,
-        c.ok,
-        c.fallback,
-        c.placeholder,
-        c.skipped,
-        c.render_error,
+        merged.counts.summary(),
         out.display()
     );
     finish_output(printed)

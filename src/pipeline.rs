@@ -305,6 +305,106 @@ pub fn render_planned(
     settings: &RenderSettings,
     renderer: &RenderHandle,
 ) -> FrameOutput {
+    let mut result = None;
+    render_planned_frames(
+        model,
+        sequence,
+        plan,
+        &[index],
+        settings,
+        renderer,
+        |_, output| result = Some(output),
+    );
+    result.expect("one frame in, one frame out")
+}
+
+/// A frame on its way through the stages.
+enum Stage {
+    /// Finished early (placeholder, skip, error).
+    Done(FrameOutput),
+    /// Parameters read; waiting for the forward pass.
+    Read {
+        output: FrameOutput,
+        frame: FrameParams,
+    },
+}
+
+/// Renders several frames (consecutive ones, typically) as [`render_planned`] would one by one, with one
+/// forward pass for all their persons: the pose-corrective matrix is streamed once per call, not per frame.
+/// Each frame goes to `on_frame` (with its index) as soon as it is drawn, so only one image is alive at a time.
+pub fn render_planned_frames(
+    model: &BodyModel,
+    sequence: &Sequence,
+    plan: &[Plan],
+    indices: &[usize],
+    settings: &RenderSettings,
+    renderer: &RenderHandle,
+    mut on_frame: impl FnMut(usize, FrameOutput),
+) {
+    let stages: Vec<Stage> = indices
+        .iter()
+        .map(|&index| read_planned(sequence, plan, index, settings))
+        .collect();
+
+    // One forward pass over every person of every frame that needs posing.
+    let start = Instant::now();
+    let to_pose: Vec<BodyParams> = stages
+        .iter()
+        .filter_map(|stage| match stage {
+            Stage::Read { frame, .. } => Some(frame),
+            Stage::Done(_) => None,
+        })
+        .flat_map(|frame| frame.persons.iter())
+        .filter(|person| saved_vertices(model, person, &settings.mesh).is_none())
+        .map(PersonParams::body_params)
+        .collect();
+    let mut posed = model
+        .pose_batch(&to_pose, &settings.mesh.forward)
+        .into_iter();
+    let num_read = stages
+        .iter()
+        .filter(|s| matches!(s, Stage::Read { .. }))
+        .count()
+        .max(1);
+    let forward_ms = millis(start) / num_read as f64;
+
+    for (&index, stage) in indices.iter().zip(stages) {
+        let output = match stage {
+            Stage::Done(output) => output,
+            Stage::Read { mut output, frame } => {
+                let start = Instant::now();
+                let meshes: Vec<Vec<[f32; 3]>> = frame
+                    .persons
+                    .iter()
+                    .map(
+                        |person| match saved_vertices(model, person, &settings.mesh) {
+                            Some(saved) => saved.to_vec(),
+                            None => {
+                                posed
+                                    .next()
+                                    .expect("one posed body per person without saved vertices")
+                                    .vertices
+                            }
+                        },
+                    )
+                    .collect();
+                let framed = frame_cameras(meshes, &frame, settings);
+                output.persons = framed.len() as u32;
+                output.forward_ms = forward_ms + millis(start);
+                draw(output, &framed, model, settings, renderer)
+            }
+        };
+        on_frame(index, output);
+    }
+}
+
+/// Stage 1: the plan's decision, and the source frame's parameters for frames that draw meshes.
+fn read_planned(
+    sequence: &Sequence,
+    plan: &[Plan],
+    index: usize,
+    settings: &RenderSettings,
+) -> Stage {
     let mut output = FrameOutput {
         image: None,
         status: FrameStatus::Ok,
@@ -315,35 +415,32 @@ pub fn render_planned(
         forward_ms: 0.0,
         render_ms: 0.0,
     };
-    let finish = |mut image: RgbaImage| {
-        if let Some(background) = settings.look.background {
-            composite(&mut image, background);
-        }
-        image
+    let fail = |mut output: FrameOutput, message: String| {
+        output.status = FrameStatus::RenderError;
+        output.reason = Some(message);
+        Stage::Done(output)
     };
     let (source, reason) = match plan.get(index) {
         Some(Plan::Draw { source, reason }) => (*source, reason.clone()),
         Some(Plan::Placeholder { reason }) => {
             let start = Instant::now();
-            output.image = Some(finish(placeholder(
-                settings.size.0,
-                settings.size.1,
-                placeholder_text(reason),
-            )));
+            let image = placeholder(settings.size.0, settings.size.1, placeholder_text(reason));
+            output.image = Some(finish_image(image, settings));
             output.render_ms = millis(start);
             output.status = FrameStatus::Placeholder;
             output.reason = Some(reason.clone());
-            return output;
+            return Stage::Done(output);
         }
         Some(Plan::Skip { reason }) => {
             output.status = FrameStatus::Skipped;
             output.reason = Some(reason.clone());
-            return output;
+            return Stage::Done(output);
         }
         None => {
-            output.status = FrameStatus::RenderError;
-            output.reason = Some(format!("frame index {index} is outside the sequence"));
-            return output;
+            return fail(
+                output,
+                format!("frame index {index} is outside the sequence"),
+            );
         }
     };
     if reason.is_some() {
@@ -351,12 +448,6 @@ pub fn render_planned(
         output.reason = reason;
         output.source_frame = sequence.frame(source).map(|slot| slot.number);
     }
-    let fail = |mut output: FrameOutput, message: String| {
-        output.status = FrameStatus::RenderError;
-        output.reason = Some(message);
-        output
-    };
-
     let start = Instant::now();
     let options = ReadOptions {
         saved_vertices: settings.mesh.needs_saved_vertices(),
@@ -368,45 +459,58 @@ pub fn render_planned(
             format!("source frame index {source} is outside the sequence"),
         );
     };
-    let frame = match read_frame(slot, &options) {
-        Ok(frame) => frame,
-        // The scan found it valid; it changed since.
-        Err(error) => {
-            return fail(
-                output,
-                format!("the frame's file changed since the scan: {error}"),
-            );
+    match read_frame(slot, &options) {
+        Ok(frame) => {
+            output.read_ms = millis(start);
+            Stage::Read { output, frame }
         }
-    };
-    output.read_ms = millis(start);
-
-    let start = Instant::now();
-    let meshes = frame_meshes(model, &frame, &settings.mesh);
-    let mut framed: Vec<(Vec<[f32; 3]>, Intrinsics)> = Vec::with_capacity(meshes.len());
-    for (mesh, person) in meshes.into_iter().zip(&frame.persons) {
-        let chosen = choose_intrinsics(
-            person.focal,
-            person.princpt,
-            person.bbox_xywh,
-            &settings.camera,
-            settings.size,
-        );
-        framed.push(match chosen {
-            Some((intrinsics, _)) => (mesh.vertices, intrinsics),
-            None => {
-                let (intrinsics, offset) = auto_framing(&mesh.vertices, settings.size);
-                let moved = mesh
-                    .vertices
-                    .iter()
-                    .map(|v| [v[0] + offset[0], v[1] + offset[1], v[2] + offset[2]])
-                    .collect();
-                (moved, intrinsics)
-            }
-        });
+        // The scan found it valid; it changed since.
+        Err(error) => fail(
+            output,
+            format!("the frame's file changed since the scan: {error}"),
+        ),
     }
-    output.persons = framed.len() as u32;
-    output.forward_ms = millis(start);
+}
 
+/// Each person's camera: its own intrinsics, or automatic framing (which may move the body into view).
+fn frame_cameras(
+    meshes: Vec<Vec<[f32; 3]>>,
+    frame: &FrameParams,
+    settings: &RenderSettings,
+) -> Vec<(Vec<[f32; 3]>, Intrinsics)> {
+    meshes
+        .into_iter()
+        .zip(&frame.persons)
+        .map(|(vertices, person)| {
+            match choose_intrinsics(
+                person.focal,
+                person.princpt,
+                person.bbox_xywh,
+                &settings.camera,
+                settings.size,
+            ) {
+                Some((intrinsics, _)) => (vertices, intrinsics),
+                None => {
+                    let (intrinsics, offset) = auto_framing(&vertices, settings.size);
+                    let moved = vertices
+                        .iter()
+                        .map(|v| [v[0] + offset[0], v[1] + offset[1], v[2] + offset[2]])
+                        .collect();
+                    (moved, intrinsics)
+                }
+            }
+        })
+        .collect()
+}
+
+/// Stage 3: pixels, on the render thread.
+fn draw(
+    mut output: FrameOutput,
+    framed: &[(Vec<[f32; 3]>, Intrinsics)],
+    model: &BodyModel,
+    settings: &RenderSettings,
+    renderer: &RenderHandle,
+) -> FrameOutput {
     let start = Instant::now();
     let views: Vec<PersonView<'_>> = framed
         .iter()
@@ -417,11 +521,22 @@ pub fn render_planned(
         .collect();
     let triangles = prepare(&views, &model.faces, settings.size, &settings.look);
     match renderer.render(triangles, settings.size) {
-        Ok(image) => output.image = Some(finish(image)),
-        Err(error) => return fail(output, error.to_string()),
+        Ok(image) => output.image = Some(finish_image(image, settings)),
+        Err(error) => {
+            output.status = FrameStatus::RenderError;
+            output.reason = Some(error.to_string());
+        }
     }
     output.render_ms = millis(start);
     output
+}
+
+/// Composites over the background colour when the look asks for one.
+fn finish_image(mut image: RgbaImage, settings: &RenderSettings) -> RgbaImage {
+    if let Some(background) = settings.look.background {
+        composite(&mut image, background);
+    }
+    image
 }
 
 #[cfg(test)]

@@ -80,6 +80,16 @@ pub struct Counts {
     pub render_error: usize,
 }
 
+impl Counts {
+    /// One line for people: `60 frames: 53 ok, 7 fallback, 0 placeholder, 0 skipped, 0 render_error`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} frames: {} ok, {} fallback, {} placeholder, {} skipped, {} render_error",
+            self.total, self.ok, self.fallback, self.placeholder, self.skipped, self.render_error
+        )
+    }
+}
+
 /// Each status's count divided by the total; all 0 when there are no frames.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -322,6 +322,52 @@ impl SynthModel {
         }
     }
 
+    /// A model at SMPL-X's exact sizes whose mesh is the stand-in body: its 10,410 vertices and 20,700 faces padded
+    /// to 10,475 and 20,908 (spare vertices hold the joints, so the regressor is exact; spare faces are
+    /// degenerate), with small random blend shapes. Real-size cost in every stage, body-like pixels — what
+    /// benchmarks of the whole pipeline need, where random faces would fill the screen.
+    pub fn stand_in_shaped(seed: u64) -> SynthModel {
+        let spec = ModelSpec::real_size();
+        let body = crate::body::BodyModel::stand_in();
+        let (v, n) = (spec.num_vertices, body.num_vertices());
+        assert!(
+            n + NUM_JOINTS <= v,
+            "the stand-in leaves room for the joints"
+        );
+        let mut rng = Rng::new(seed);
+        let mut v_template: Vec<f32> = body.v_template.iter().flatten().copied().collect();
+        v_template.extend(body.j_template.iter().flatten());
+        v_template.resize(v * 3, 0.0);
+        let mut faces = body.faces.clone();
+        faces.resize(spec.num_faces, [0, 0, 0]);
+        let mut j_regressor = vec![0.0f32; NUM_JOINTS * v];
+        for joint in 0..NUM_JOINTS {
+            j_regressor[joint * v + n + joint] = 1.0;
+        }
+        let mut weights = vec![0.0f32; v * NUM_JOINTS];
+        for vertex in 0..v {
+            if vertex < n {
+                for (joint, weight) in body.lbs_weights.of_vertex(vertex) {
+                    weights[vertex * NUM_JOINTS + joint] = weight;
+                }
+            } else {
+                weights[vertex * NUM_JOINTS] = 1.0;
+            }
+        }
+        SynthModel {
+            spec,
+            v_template,
+            faces,
+            j_regressor,
+            weights,
+            shapedirs: rng.vec(v * 3 * spec.num_shape_components, 0.001),
+            posedirs: rng.vec(v * 3 * NUM_POSE_FEATURES, 0.0002),
+            hands_mean: body
+                .hands_mean
+                .map_or_else(|| vec![0.0; 90], |m| m.to_vec()),
+        }
+    }
+
     /// The arrays in the `SMPLX_*.npz` key layout.
     pub fn contents(&self) -> NpzContents {
         let spec = self.spec;

@@ -157,6 +157,20 @@ fn mesh_uses_saved_vertices_with_the_real_model_when_asked() {
     );
 }
 
+/// Runs `meshreel mesh <dir> --out <out> <extra…>` and returns its stderr, asserting exit code 2.
+fn mesh_fails(dir: &std::path::Path, out: &std::path::Path, extra: &[&std::ffi::OsStr]) -> String {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "mesh".as_ref(),
+        dir.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    let output = meshreel(&args);
+    assert_eq!(output.status.code(), Some(2));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 #[test]
 fn mesh_refuses_invalid_frames_and_impossible_options_with_exit_code_2() {
     let dir = temp_dir();
@@ -164,60 +178,27 @@ fn mesh_refuses_invalid_frames_and_impossible_options_with_exit_code_2() {
     contents.remove("person_0_smplx_rhand_pose");
     write_npz(dir.path(), "frame_0001_params.npz", &contents, false);
     let out = dir.path().join("x.obj");
-    let output = meshreel(args![
-        "mesh",
-        dir.path().as_os_str(),
-        "--frame",
-        "1",
-        "--out",
-        out.as_os_str()
-    ]);
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = mesh_fails(dir.path(), &out, args!["--frame", "1"]);
     assert!(
         stderr.contains("missing_key:person_0_smplx_rhand_pose")
             && stderr.contains("frame_0001_params.npz"),
         "{stderr}"
     );
     assert!(!out.exists());
-
-    let output = meshreel(args![
-        "mesh",
-        dir.path().as_os_str(),
-        "--frame",
-        "7",
-        "--out",
-        out.as_os_str()
-    ]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("outside the sequence"));
-
-    let output = meshreel(args![
-        "mesh",
-        dir.path().as_os_str(),
-        "--frame",
-        "1",
-        "--mesh-source",
-        "saved",
-        "--out",
-        out.as_os_str()
-    ]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("needs the real SMPL-X model"));
-
+    assert!(mesh_fails(dir.path(), &out, args!["--frame", "7"]).contains("outside the sequence"));
+    let stderr = mesh_fails(
+        dir.path(),
+        &out,
+        args!["--frame", "1", "--mesh-source", "saved"],
+    );
+    assert!(stderr.contains("needs the real SMPL-X model"), "{stderr}");
     let missing_model = dir.path().join("SMPLX_NEUTRAL.npz");
-    let output = meshreel(args![
-        "mesh",
-        dir.path().as_os_str(),
-        "--frame",
-        "1",
-        "--model",
-        missing_model.as_os_str(),
-        "--out",
-        out.as_os_str()
-    ]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("SMPLX_NEUTRAL.npz"));
+    let stderr = mesh_fails(
+        dir.path(),
+        &out,
+        args!["--frame", "1", "--model", missing_model.as_os_str()],
+    );
+    assert!(stderr.contains("SMPLX_NEUTRAL.npz"), "{stderr}");
 }
 
 #[test]

@@ -379,3 +379,16 @@ fn stand_in_is_labelled_and_posed_by_the_same_parameters() {
         assert!((pelvis[a] - (shaped_rest + params.transl[a])).abs() < 1e-4);
     }
 }
+
+#[test]
+fn the_real_size_stand_in_shaped_model_has_smplx_sizes_and_exact_joints() {
+    let dir = temp_dir();
+    let path = dir.path().join("SMPLX_NEUTRAL.npz");
+    SynthModel::stand_in_shaped(1).write(&path).unwrap();
+    let model = load_smplx(&path, NpzLimits::MODEL).unwrap();
+    assert_eq!((model.num_vertices(), model.faces.len()), (10_475, 20_908));
+    let stand_in = BodyModel::stand_in();
+    for (ours, theirs) in model.j_template.iter().zip(&stand_in.j_template) {
+        assert_eq!(ours, theirs);
+    }
+}
