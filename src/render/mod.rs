@@ -39,3 +39,17 @@ impl RenderError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_egl_names_what_to_install() {
+        let message = RenderError::no_egl("not found").to_string();
+        assert!(
+            message.contains("libegl1 libgl1-mesa-dri") && message.contains("meshreel doctor"),
+            "{message}"
+        );
+    }
+}

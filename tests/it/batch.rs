@@ -167,11 +167,23 @@ fn every_frame_gets_an_image_and_an_honest_record() {
             .unwrap();
     assert!(jsonschema::is_valid(&schema, &document));
 
-    // Placeholders carry the badge; skip writes nothing for invalid frames.
+    // A placeholder is transparent but for its badge in the top-left corner.
+    let placeholder = decode(&std::fs::read(out.join("frame_0004.png")).unwrap());
+    let alpha = |x: u32, y: u32| placeholder.2[((y * placeholder.0 + x) * 4 + 3) as usize];
+    assert!(alpha(10, 10) > 0, "the badge");
+    assert_eq!(alpha(150, 110), 0, "transparent elsewhere");
+
+    // Skip writes nothing for invalid frames; WebP is lossless RIFF/WEBP.
     let skip_out = dir.path().join("skip");
-    let skipped = render(&sequence, &skip_out, &["--fallback", "skip"]);
+    let skipped = render(
+        &sequence,
+        &skip_out,
+        &["--fallback", "skip", "--format", "webp"],
+    );
+    let webp = std::fs::read(skip_out.join("frame_0002.webp")).unwrap();
+    assert!(webp.starts_with(b"RIFF") && &webp[8..12] == b"WEBP");
     assert_eq!(skipped.counts.skipped, 6);
-    assert!(!skip_out.join("frame_0003.png").exists() && skip_out.join("frame_0002.png").exists());
+    assert!(!skip_out.join("frame_0003.webp").exists());
 }
 
 #[test]
@@ -316,4 +328,134 @@ fn golden_image_matches_within_tolerance() {
         differing * 200 <= covered,
         "{differing} of {covered} pixels differ from the golden image"
     );
+}
+
+#[test]
+fn look_options_change_the_pixels_as_documented() {
+    if gl_or_skip().is_none() {
+        return;
+    }
+    let dir = temp_dir();
+    let sequence = faulty_sequence(dir.path());
+    let out = dir.path().join("look");
+    render(
+        &sequence,
+        &out,
+        &[
+            "--background",
+            "#102030",
+            "--opacity",
+            "0.5",
+            "--colour",
+            "1,0,0",
+        ],
+    );
+    let (width, height, pixels) = decode(&std::fs::read(out.join("frame_0001.png")).unwrap());
+    assert_eq!(
+        &pixels[..4],
+        &[16, 32, 48, 255],
+        "the corner shows the background"
+    );
+    assert!(
+        pixels.chunks_exact(4).all(|p| p[3] == 255),
+        "composited images are opaque"
+    );
+    // Half-transparent red over the background: red rises, green and blue fall to half the background's.
+    let body: Vec<&[u8]> = pixels.chunks_exact(4).filter(|p| p[0] > 60).collect();
+    assert!(
+        body.len() > 200 && body.iter().all(|p| p[1] <= 17 && p[2] <= 25),
+        "{width}x{height}"
+    );
+}
+
+#[test]
+fn doctor_reports_the_renderer_and_the_model() {
+    if gl_or_skip().is_none() {
+        return;
+    }
+    let output = meshreel(&["doctor"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "EGL devices:",
+        "GL renderer:",
+        "OpenGL",
+        "model: built-in stand-in body (not SMPL-X)",
+        "test render 720x720",
+        "ready to render",
+    ] {
+        assert!(stdout.contains(expected), "{expected} in {stdout}");
+    }
+}
+
+#[test]
+fn ctrl_c_leaves_complete_images_and_a_consistent_report() {
+    if gl_or_skip().is_none() {
+        return;
+    }
+    let dir = temp_dir();
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    let mut rng = Rng::new(4);
+    for n in 1..=800 {
+        write_osx_frame(&frames, n, &[SynthPerson::random(&mut rng, 0.2)]);
+    }
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshreel"))
+        .args([
+            "render",
+            frames.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--size",
+            "640x480",
+        ])
+        .env_remove("MESHREEL_MODEL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until rendering has begun, then press Ctrl-C.
+    let started = std::time::Instant::now();
+    while !out.join("frame_0001.png").exists() && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let report =
+        Report::from_json(&std::fs::read_to_string(out.join("render_report.json")).unwrap())
+            .unwrap();
+    assert!(
+        report.interrupted,
+        "the run was stopped before its 800 frames"
+    );
+    assert_eq!(status.code(), Some(1));
+    assert!(report.frames.len() < 800);
+    for frame in &report.frames {
+        let path = out.join(frame.output.as_ref().unwrap());
+        assert!(
+            meshreel::batch::is_complete(&path, ImageFormat::Png),
+            "{}",
+            path.display()
+        );
+    }
+    let partial = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".partial")
+        })
+        .count();
+    assert_eq!(partial, 0, "no half-written files");
 }
