@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::encode::ImageFormat;
 use crate::pipeline::{DEFAULT_MAX_HOLD, FallbackPolicy, MeshSource};
+use crate::render::RendererChoice;
 use crate::report::Shard;
 
 /// meshreel: SMPL-X meshes recovered from video (OSX, SMPLer-X), posed from per-frame NPZ files.
@@ -119,7 +120,13 @@ pub struct LookArgs {
     #[arg(long, value_name = "#RRGGBB", value_parser = parse_hex_colour)]
     pub background: Option<[u8; 3]>,
 
-    /// EGL device index to render on (`meshreel doctor` lists them) [default: a GPU, else Mesa's software device].
+    /// Which backend renders: GL on a GPU EGL device when there is one, else the CPU rasterizer (auto); always
+    /// GL (a GPU or Mesa's software GL); or always the CPU rasterizer, which needs no system packages.
+    #[arg(long, value_enum, default_value_t = RendererChoice::Auto, env = "MESHREEL_RENDERER")]
+    pub renderer: RendererChoice,
+
+    /// EGL device index to render on with GL (`meshreel doctor` lists them) [default: a GPU, else Mesa's
+    /// software device].
     #[arg(long, value_name = "N", env = "MESHREEL_EGL_DEVICE")]
     pub egl_device: Option<usize>,
 }

@@ -4,6 +4,7 @@
 //! screen-space [`Triangles`] and returns an [`RgbaImage`].
 
 pub mod camera;
+pub mod cpu;
 mod gl;
 mod image;
 mod placeholder;
@@ -15,6 +16,18 @@ pub use image::RgbaImage;
 pub use placeholder::{draw_badge, placeholder};
 pub use scene::{Look, OSX_LOOK, PersonView, Triangles, composite, prepare};
 pub use thread::RenderHandle;
+
+/// Which backend renders (`--renderer`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RendererChoice {
+    /// GL on a GPU EGL device if there is one; otherwise the CPU backend.
+    #[default]
+    Auto,
+    /// three-d on EGL (a GPU driver, or Mesa's llvmpipe); an error when EGL is missing.
+    Gl,
+    /// The built-in CPU rasterizer: no system packages needed.
+    Cpu,
+}
 
 /// Why an image could not be rendered.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

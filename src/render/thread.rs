@@ -6,8 +6,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use super::gl::GlRenderer;
-use super::{RenderError, RgbaImage, Triangles};
+use super::cpu::render_cpu;
+use super::gl::{GlRenderer, egl_devices};
+use super::{RenderError, RendererChoice, RgbaImage, Triangles};
 
 /// Requests waiting for the render thread at most; senders block beyond that, so memory stays bounded.
 const QUEUE_DEPTH: usize = 4;
@@ -25,18 +26,91 @@ pub struct RenderHandle {
     description: Arc<str>,
 }
 
+/// A backend, owned by the render thread.
+enum Backend {
+    Gl(GlRenderer),
+    Cpu { threads: usize },
+}
+
+impl Backend {
+    fn render(
+        &mut self,
+        triangles: &Triangles,
+        size: (u32, u32),
+    ) -> Result<RgbaImage, RenderError> {
+        match self {
+            Backend::Gl(renderer) => renderer.render(triangles, size),
+            Backend::Cpu { threads } => Ok(render_cpu(triangles, size, *threads)),
+        }
+    }
+}
+
 impl RenderHandle {
-    /// Starts the render thread with a GL context on `device_index` (or the best device), and waits until the
-    /// context exists, so a missing EGL is reported here.
+    /// Starts the render thread with the chosen backend and waits until it is ready, so a missing EGL is
+    /// reported here. `auto` renders with GL on a GPU EGL device and otherwise with the CPU backend, which is
+    /// faster than Mesa's software GL for this work; it logs once which backend it uses and why.
+    pub fn spawn(
+        choice: RendererChoice,
+        device_index: Option<usize>,
+        cpu_threads: usize,
+    ) -> Result<RenderHandle, RenderError> {
+        let use_gl = match choice {
+            RendererChoice::Gl => true,
+            RendererChoice::Cpu => false,
+            RendererChoice::Auto if device_index.is_some() => true,
+            RendererChoice::Auto => match egl_devices() {
+                Ok(devices) if devices.iter().any(|d| !d.software) => true,
+                Ok(_) => {
+                    tracing::info!(
+                        "no GPU EGL device: rendering with the CPU backend (faster than software GL)"
+                    );
+                    false
+                }
+                Err(error) => {
+                    tracing::info!("rendering with the CPU backend: {error}");
+                    false
+                }
+            },
+        };
+        if use_gl {
+            Self::spawn_gl(device_index)
+        } else {
+            Self::start(
+                move || {
+                    Ok(Backend::Cpu {
+                        threads: cpu_threads.max(1),
+                    })
+                },
+                format!("meshreel CPU rasterizer ({} threads)", cpu_threads.max(1)),
+            )
+        }
+    }
+
+    /// Starts the render thread with a GL context on `device_index` (or the best device).
     pub fn spawn_gl(device_index: Option<usize>) -> Result<RenderHandle, RenderError> {
+        Self::start(
+            move || GlRenderer::new(device_index).map(Backend::Gl),
+            String::new(),
+        )
+    }
+
+    /// Starts the thread, creates the backend on it, and waits for it.
+    fn start(
+        create: impl FnOnce() -> Result<Backend, RenderError> + Send + 'static,
+        cpu_description: String,
+    ) -> Result<RenderHandle, RenderError> {
         let (sender, receiver) = sync_channel::<Request>(QUEUE_DEPTH);
         let (ready_sender, ready) = sync_channel::<Result<String, RenderError>>(1);
         std::thread::Builder::new()
             .name("render".to_string())
-            .spawn(move || match GlRenderer::new(device_index) {
-                Ok(renderer) => {
-                    let _ = ready_sender.send(Ok(renderer.description().to_string()));
-                    serve(renderer, receiver);
+            .spawn(move || match create() {
+                Ok(backend) => {
+                    let description = match &backend {
+                        Backend::Gl(renderer) => renderer.description().to_string(),
+                        Backend::Cpu { .. } => cpu_description,
+                    };
+                    let _ = ready_sender.send(Ok(description));
+                    serve(backend, receiver);
                 }
                 Err(error) => {
                     let _ = ready_sender.send(Err(error));
@@ -73,7 +147,7 @@ impl RenderHandle {
     }
 }
 
-fn serve(mut renderer: GlRenderer, requests: Receiver<Request>) {
+fn serve(mut renderer: Backend, requests: Receiver<Request>) {
     for request in requests {
         // A panic inside GL code fails this frame only; the thread keeps serving.
         let result = catch_unwind(AssertUnwindSafe(|| {

@@ -65,6 +65,9 @@ fn render(sequence: &Path, out: &Path, extra: &[&str]) -> Report {
         "--size",
         SIZE,
     ];
+    if !extra.contains(&"--renderer") {
+        args.extend_from_slice(&["--renderer", "gl"]);
+    }
     args.extend_from_slice(extra);
     let output = meshreel(&args);
     assert!(
@@ -382,7 +385,9 @@ fn doctor_reports_the_renderer_and_the_model() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     for expected in [
         "EGL devices:",
-        "GL renderer:",
+        "GL backend:",
+        "CPU backend:",
+        "--renderer auto uses:",
         "OpenGL",
         "model: built-in stand-in body (not SMPL-X)",
         "test render 720x720",
@@ -458,4 +463,35 @@ fn ctrl_c_leaves_complete_images_and_a_consistent_report() {
         })
         .count();
     assert_eq!(partial, 0, "no half-written files");
+}
+
+#[test]
+fn the_cpu_backend_renders_a_batch_without_egl_and_matches_gl() {
+    let dir = temp_dir();
+    let sequence = faulty_sequence(dir.path());
+    let cpu = render(&sequence, &dir.path().join("cpu"), &["--renderer", "cpu"]);
+    assert_eq!((cpu.counts.total, cpu.counts.ok), (12, 6));
+    assert!(
+        cpu.environment.renderer.contains("CPU rasterizer"),
+        "the report names the backend"
+    );
+    if gl_or_skip().is_none() {
+        return;
+    }
+    let gl = render(&sequence, &dir.path().join("gl"), &[]);
+    assert_eq!(statuses(&cpu), statuses(&gl));
+    for n in [1, 2, 6] {
+        let name = format!("frame_{n:04}.png");
+        let a = decode(&std::fs::read(dir.path().join("cpu").join(&name)).unwrap()).2;
+        let b = decode(&std::fs::read(dir.path().join("gl").join(&name)).unwrap()).2;
+        let differing = a
+            .chunks_exact(4)
+            .zip(b.chunks_exact(4))
+            .filter(|(x, y)| x != y)
+            .count();
+        assert!(
+            differing <= 3,
+            "{name}: {differing} pixels differ between the CPU and GL backends"
+        );
+    }
 }

@@ -157,3 +157,50 @@ fn the_nearer_of_two_persons_is_drawn_on_top() {
         "the cream (near) person covers the red (far) one: {centre:?}"
     );
 }
+
+#[test]
+fn the_cpu_backend_matches_gl_pixel_for_pixel() {
+    let Some(gl) = gl_or_skip() else { return };
+    let (model, vertices, k) = osx_scene();
+    let far: Vec<[f32; 3]> = vertices
+        .iter()
+        .map(|v| [v[0] + 0.4, v[1], v[2] + 5.0])
+        .collect();
+    for (size, smooth) in [
+        ((1280, 800), false),
+        ((720, 720), true),
+        ((1920, 1080), false),
+    ] {
+        let look = meshreel::render::Look { smooth, ..OSX_LOOK };
+        let persons = [
+            PersonView {
+                vertices: &vertices,
+                intrinsics: k,
+            },
+            PersonView {
+                vertices: &far,
+                intrinsics: k,
+            },
+        ];
+        let triangles = prepare(&persons, &model.faces, size, &look);
+        let cpu = meshreel::render::cpu::render_cpu(&triangles, size, 2);
+        let gpu = gl.render(triangles, size).unwrap();
+        let (mut both, mut either, mut colour_sum, mut colour_n) = (0usize, 0usize, 0u64, 0u64);
+        for (a, b) in cpu.pixels.chunks_exact(4).zip(gpu.pixels.chunks_exact(4)) {
+            let (in_a, in_b) = (a[3] > 0, b[3] > 0);
+            both += usize::from(in_a && in_b);
+            either += usize::from(in_a || in_b);
+            if in_a && in_b {
+                colour_sum += (0..3).map(|c| u64::from(a[c].abs_diff(b[c]))).sum::<u64>();
+                colour_n += 3;
+            }
+        }
+        let iou = both as f64 / either as f64;
+        let mean_difference = colour_sum as f64 / colour_n as f64;
+        assert!(iou >= 0.999, "{size:?}: silhouette IoU {iou}");
+        assert!(
+            mean_difference < 1.0,
+            "{size:?}: mean colour difference {mean_difference}"
+        );
+    }
+}
