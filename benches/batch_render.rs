@@ -56,6 +56,8 @@ fn main() {
                 model.to_str().unwrap_or_default(),
                 "--size",
                 size,
+                "--renderer",
+                renderer,
             ])
             .env("RUST_LOG", "warn")
             .spawn()

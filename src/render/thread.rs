@@ -28,7 +28,7 @@ pub struct RenderHandle {
 
 /// A backend, owned by the render thread.
 enum Backend {
-    Gl(GlRenderer),
+    Gl(Box<GlRenderer>),
     Cpu { threads: usize },
 }
 
@@ -89,7 +89,7 @@ impl RenderHandle {
     /// Starts the render thread with a GL context on `device_index` (or the best device).
     pub fn spawn_gl(device_index: Option<usize>) -> Result<RenderHandle, RenderError> {
         Self::start(
-            move || GlRenderer::new(device_index).map(Backend::Gl),
+            move || GlRenderer::new(device_index).map(|gl| Backend::Gl(Box::new(gl))),
             String::new(),
         )
     }
