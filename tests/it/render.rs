@@ -204,3 +204,34 @@ fn the_cpu_backend_matches_gl_pixel_for_pixel() {
         );
     }
 }
+
+#[test]
+fn meshes_behind_the_camera_or_far_off_screen_neither_crash_nor_smear() {
+    let (model, vertices, k) = osx_scene();
+    let size = (640, 480);
+    // Half the body behind the camera plane, and a copy far off to the side.
+    let straddling: Vec<[f32; 3]> = vertices.iter().map(|v| [v[0], v[1], v[2] - 50.0]).collect();
+    let far_off: Vec<[f32; 3]> = vertices.iter().map(|v| [v[0] + 1e4, v[1], v[2]]).collect();
+    for mesh in [&straddling, &far_off] {
+        let person = [PersonView {
+            vertices: mesh,
+            intrinsics: k,
+        }];
+        let triangles = prepare(&person, &model.faces, size, &OSX_LOOK);
+        let image = meshreel::render::cpu::render_cpu(&triangles, size, 2);
+        let covered = image.pixels.chunks_exact(4).filter(|p| p[3] > 0).count();
+        // Only faces wholly in front of the camera are drawn; nothing may smear across the image.
+        assert!(
+            covered < (size.0 * size.1 / 2) as usize,
+            "{covered} pixels covered"
+        );
+        if let Some(gl) = gl_or_skip() {
+            let gl_image = gl.render(triangles, size).unwrap();
+            let gl_covered = gl_image.pixels.chunks_exact(4).filter(|p| p[3] > 0).count();
+            assert!(
+                covered.abs_diff(gl_covered) <= covered / 100 + 10,
+                "cpu {covered} vs gl {gl_covered}"
+            );
+        }
+    }
+}
