@@ -106,19 +106,30 @@ fn rasterize(setup: &Setup, rows: (i64, i64), mut pixel: impl FnMut(i64, i64, [i
     };
     let edges = [(1, 2), (2, 0), (0, 1)];
     let (row_start, row_end) = (setup.min.1.max(rows.0), setup.max.1.min(rows.1 - 1));
+    // Moving one pixel right changes edge a→b by -(y_b - y_a)·one.
+    let step = edges.map(|(a, b)| -(y[b] - y[a]) * one);
     for row in row_start..=row_end {
         let py = row * one + half;
         let px0 = setup.min.0 * one + half;
-        let mut e = edges.map(|(a, b)| edge(a, b, px0, py));
-        // Moving one pixel right changes edge a→b by -(y_b - y_a)·one.
-        let step = edges.map(|(a, b)| -(y[b] - y[a]) * one);
-        for column in setup.min.0..=setup.max.0 {
-            if e[0] + setup.bias[0] >= 0 && e[1] + setup.bias[1] >= 0 && e[2] + setup.bias[2] >= 0 {
-                pixel(column, row, e);
+        let start = edges.map(|(a, b)| edge(a, b, px0, py));
+        // The columns where all three edges pass (e + bias >= 0), solved exactly in integers per edge, so the
+        // covered span is the same set of pixels a per-pixel test would give.
+        let (mut first, mut last) = (0i64, setup.max.0 - setup.min.0);
+        for k in 0..3 {
+            let need = -setup.bias[k] - start[k]; // step·n >= need
+            match step[k].signum() {
+                1 => {
+                    first = first
+                        .max(need.div_euclid(step[k]) + i64::from(need.rem_euclid(step[k]) != 0))
+                }
+                -1 => last = last.min((-need).div_euclid(-step[k])),
+                _ if need > 0 => last = -1,
+                _ => {}
             }
-            for k in 0..3 {
-                e[k] += step[k];
-            }
+        }
+        for n in first..=last {
+            let e = [0, 1, 2].map(|k| start[k] + step[k] * n);
+            pixel(setup.min.0 + n, row, e);
         }
     }
 }
@@ -130,8 +141,13 @@ pub fn render_cpu(triangles: &Triangles, size: (u32, u32), threads: usize) -> Rg
     if width == 0 || height == 0 {
         return image;
     }
-    let setups: Vec<Setup> = (0..triangles.positions.len() / 3)
-        .filter_map(|index| setup(triangles, index, size))
+    let setups: Vec<Setup> = triangles
+        .positions
+        .chunks_exact(3)
+        .enumerate()
+        // Hidden faces arrive collapsed to a point: skip them before any arithmetic.
+        .filter(|(_, t)| !(t[0] == t[1] && t[1] == t[2]))
+        .filter_map(|(index, _)| setup(triangles, index, size))
         .collect();
     let rows_per_band = height.div_ceil(threads.max(1)).max(1);
     std::thread::scope(|scope| {
