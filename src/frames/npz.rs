@@ -462,6 +462,10 @@ impl NpyHeader {
 
     /// Checks the data size the header announces against the entry's size and the limits.
     fn check_size(&self, key: &str, declared: u64, limits: NpzLimits) -> Result<(), NpzError> {
+        // Items of zero bytes (`<U0`, `|S0`) would pass every byte limit at any element count.
+        if self.item_size() == 0 {
+            return Err(self.wrong_dtype(key, "a type of at least one byte"));
+        }
         let bytes = self
             .len()
             .and_then(|len| len.checked_mul(self.item_size() as u64))
@@ -555,10 +559,10 @@ fn decode_elements<T: Clone>(
 ) -> Result<Vec<T>, NpzError> {
     let count = header.len().unwrap_or(0) as usize;
     let item_size = header.item_size();
-    let mut out = Vec::with_capacity(count);
     if item_size == 0 {
-        return Err(header.wrong_dtype(key, "a fixed-size type"));
+        return Err(header.wrong_dtype(key, "a type of at least one byte"));
     }
+    let mut out = Vec::with_capacity(count);
     let mut buffer = vec![0u8; item_size * DECODE_CHUNK_ELEMENTS.min(count.max(1))];
     let mut remaining = count;
     while remaining > 0 {

@@ -295,3 +295,21 @@ fn format_version_2_headers_read() {
     let mut a = archive(c.to_bytes(true).unwrap(), NpzLimits::FRAME).unwrap();
     assert_eq!(a.read("v2").unwrap().data, ArrayData::Float(vec![2.5]));
 }
+
+#[test]
+fn zero_width_items_cannot_demand_a_huge_allocation() {
+    // 0 bytes per item pass any byte limit, whatever the element count: refused before anything is allocated.
+    for descr in ["<U0", "|S0"] {
+        let header = format!(
+            "{{'descr': '{descr}', 'fortran_order': False, 'shape': (1000000000000000,), }}"
+        );
+        let mut c = NpzContents::default();
+        c.push(
+            "empty_strings",
+            &[],
+            Values::RawNpy(npy_with_header(&header, &[])),
+        );
+        let mut a = archive(c.to_bytes(false).unwrap(), NpzLimits::FRAME).unwrap();
+        assert!(a.read("empty_strings").is_err(), "{descr}");
+    }
+}
