@@ -85,36 +85,52 @@ fn saved_vertices<'a>(
     (settings.source == MeshSource::Saved && saved.len() == model.num_vertices()).then_some(saved)
 }
 
-/// The meshes of every person of a frame, in person order. Persons posed from parameters are posed as one batch.
+/// The meshes of every person of a frame, in person order.
 pub fn frame_meshes(
     model: &BodyModel,
     frame: &FrameParams,
     settings: &MeshSettings,
 ) -> Vec<PersonMesh> {
-    let to_pose: Vec<BodyParams> = frame
-        .persons
+    let mut meshes = frames_meshes(model, &[frame], settings);
+    meshes.pop().expect("one frame in, one frame out")
+}
+
+/// The meshes of every person of several frames, in frame and person order. Everyone posed from parameters is
+/// posed in one batch, which streams the pose-corrective matrix once for all of them.
+pub fn frames_meshes(
+    model: &BodyModel,
+    frames: &[&FrameParams],
+    settings: &MeshSettings,
+) -> Vec<Vec<PersonMesh>> {
+    let to_pose: Vec<BodyParams> = frames
         .iter()
+        .flat_map(|frame| frame.persons.iter())
         .filter(|p| saved_vertices(model, p, settings).is_none())
         .map(PersonParams::body_params)
         .collect();
     let mut posed = model.pose_batch(&to_pose, &settings.forward).into_iter();
-    frame
-        .persons
+    frames
         .iter()
-        .map(|person| match saved_vertices(model, person, settings) {
-            Some(saved) => PersonMesh {
-                person: person.id,
-                vertices: saved.to_vec(),
-                origin: MeshOrigin::Saved,
-            },
-            None => PersonMesh {
-                person: person.id,
-                vertices: posed
-                    .next()
-                    .expect("one posed body per person without saved vertices")
-                    .vertices,
-                origin: MeshOrigin::Params,
-            },
+        .map(|frame| {
+            frame
+                .persons
+                .iter()
+                .map(|person| match saved_vertices(model, person, settings) {
+                    Some(saved) => PersonMesh {
+                        person: person.id,
+                        vertices: saved.to_vec(),
+                        origin: MeshOrigin::Saved,
+                    },
+                    None => PersonMesh {
+                        person: person.id,
+                        vertices: posed
+                            .next()
+                            .expect("one posed body per person without saved vertices")
+                            .vertices,
+                        origin: MeshOrigin::Params,
+                    },
+                })
+                .collect()
         })
         .collect()
 }
@@ -348,47 +364,28 @@ pub fn render_planned_frames(
 
     // One forward pass over every person of every frame that needs posing.
     let start = Instant::now();
-    let to_pose: Vec<BodyParams> = stages
+    let read: Vec<&FrameParams> = stages
         .iter()
         .filter_map(|stage| match stage {
             Stage::Read { frame, .. } => Some(frame),
             Stage::Done(_) => None,
         })
-        .flat_map(|frame| frame.persons.iter())
-        .filter(|person| saved_vertices(model, person, &settings.mesh).is_none())
-        .map(PersonParams::body_params)
         .collect();
-    let mut posed = model
-        .pose_batch(&to_pose, &settings.mesh.forward)
-        .into_iter();
-    let num_read = stages
-        .iter()
-        .filter(|s| matches!(s, Stage::Read { .. }))
-        .count()
-        .max(1);
-    let forward_ms = millis(start) / num_read as f64;
+    let mut meshes = frames_meshes(model, &read, &settings.mesh).into_iter();
+    let forward_ms = millis(start) / read.len().max(1) as f64;
 
     for (&index, stage) in indices.iter().zip(stages) {
         let output = match stage {
             Stage::Done(output) => output,
             Stage::Read { mut output, frame } => {
                 let start = Instant::now();
-                let meshes: Vec<Vec<[f32; 3]>> = frame
-                    .persons
-                    .iter()
-                    .map(
-                        |person| match saved_vertices(model, person, &settings.mesh) {
-                            Some(saved) => saved.to_vec(),
-                            None => {
-                                posed
-                                    .next()
-                                    .expect("one posed body per person without saved vertices")
-                                    .vertices
-                            }
-                        },
-                    )
+                let vertices = meshes
+                    .next()
+                    .expect("one set of meshes per frame read")
+                    .into_iter()
+                    .map(|mesh| mesh.vertices)
                     .collect();
-                let framed = frame_cameras(meshes, &frame, settings);
+                let framed = frame_cameras(vertices, &frame, settings);
                 output.persons = framed.len() as u32;
                 output.forward_ms = forward_ms + millis(start);
                 draw(output, &framed, model, settings, renderer)
