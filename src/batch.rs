@@ -278,7 +278,7 @@ pub fn run(mut job: BatchJob<'_>) -> anyhow::Result<BatchOutcome> {
         }
         drop(records);
         for record in received {
-            progress.tick(record.status);
+            progress.tick();
             report.frames.push(record);
         }
     });
@@ -465,7 +465,7 @@ impl Progress {
         }
     }
 
-    fn tick(&self, _status: FrameStatus) {
+    fn tick(&self) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(bar) = &self.bar {
             bar.inc(1);

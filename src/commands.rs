@@ -396,9 +396,21 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Largest report file `merge-reports` reads: about 500 bytes a frame, so room for a million frames.
+const MAX_REPORT_BYTES: u64 = 512 * 1024 * 1024;
+
 fn merge_reports(args: &MergeArgs) -> anyhow::Result<ExitCode> {
     let mut shards = Vec::with_capacity(args.reports.len());
     for path in &args.reports {
+        let bytes = std::fs::metadata(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .len();
+        if bytes > MAX_REPORT_BYTES {
+            bail!(
+                "{bytes} bytes is too large for a render report (over {MAX_REPORT_BYTES}): {}",
+                path.display()
+            );
+        }
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         shards.push(
