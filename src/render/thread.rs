@@ -24,6 +24,7 @@ struct Request {
 pub struct RenderHandle {
     sender: SyncSender<Request>,
     description: Arc<str>,
+    backend: &'static str,
 }
 
 /// A backend, owned by the render thread.
@@ -100,16 +101,16 @@ impl RenderHandle {
         cpu_description: String,
     ) -> Result<RenderHandle, RenderError> {
         let (sender, receiver) = sync_channel::<Request>(QUEUE_DEPTH);
-        let (ready_sender, ready) = sync_channel::<Result<String, RenderError>>(1);
+        let (ready_sender, ready) = sync_channel::<Result<(String, &'static str), RenderError>>(1);
         std::thread::Builder::new()
             .name("render".to_string())
             .spawn(move || match create() {
                 Ok(backend) => {
-                    let description = match &backend {
-                        Backend::Gl(renderer) => renderer.description().to_string(),
-                        Backend::Cpu { .. } => cpu_description,
+                    let identity = match &backend {
+                        Backend::Gl(renderer) => (renderer.description().to_string(), "gl"),
+                        Backend::Cpu { .. } => (cpu_description, "cpu"),
                     };
-                    let _ = ready_sender.send(Ok(description));
+                    let _ = ready_sender.send(Ok(identity));
                     serve(backend, receiver);
                 }
                 Err(error) => {
@@ -117,18 +118,25 @@ impl RenderHandle {
                 }
             })
             .map_err(|e| RenderError::ThreadGone(e.to_string()))?;
-        let description = ready.recv().map_err(|_| {
+        let (description, backend) = ready.recv().map_err(|_| {
             RenderError::ThreadGone("it stopped while creating the GL context".to_string())
         })??;
         Ok(RenderHandle {
             sender,
             description: description.into(),
+            backend,
         })
     }
 
     /// The backend's description (GL renderer and version).
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// The backend's short name, `gl` or `cpu`: part of a frame's identity wherever its bytes are cached or
+    /// compared, as the two backends may differ in a few edge pixels.
+    pub fn backend(&self) -> &'static str {
+        self.backend
     }
 
     /// Renders on the render thread and waits for the image.
