@@ -346,7 +346,8 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
         .max(1);
-    let renderer = RenderHandle::spawn(args.look.renderer, args.look.egl_device, threads)?;
+    // Each worker draws whole images, so the CPU backend splits none of them further.
+    let renderer = RenderHandle::spawn(args.look.renderer, args.look.egl_device, 1)?;
     tracing::info!(renderer = renderer.description(), "rendering");
     let job = BatchJob {
         sequence: &sequence,

@@ -41,6 +41,8 @@ pub enum RenderError {
     NoEgl { detail: String },
     #[error("OpenGL failed: {0}")]
     Gl(String),
+    #[error("rendering this frame panicked: {0}")]
+    Panicked(String),
     #[error("the render thread has stopped: {0}")]
     ThreadGone(String),
 }

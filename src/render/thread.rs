@@ -1,6 +1,7 @@
-//! The render thread: one long-lived thread named "render" creates the GL context and owns every GPU object;
-//! the rest of the program talks to it through a cloneable [`RenderHandle`] over a bounded channel, one reply
-//! per request.
+//! Who draws: a cloneable [`RenderHandle`] over either backend. GL runs on one long-lived thread named "render"
+//! that creates the context and owns every GPU object, reached over a bounded channel with one reply per
+//! request. The CPU backend needs no such thread: it rasterizes in the caller's thread (band-parallel when
+//! asked), so batch workers and server requests draw side by side.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -19,37 +20,26 @@ struct Request {
     reply: SyncSender<Result<RgbaImage, RenderError>>,
 }
 
-/// A cloneable handle to the render thread. The thread ends when the last handle is dropped.
+/// A cloneable handle to a backend. With GL, the render thread ends when the last handle is dropped.
 #[derive(Clone)]
 pub struct RenderHandle {
-    sender: SyncSender<Request>,
+    engine: Engine,
     description: Arc<str>,
-    backend: &'static str,
 }
 
-/// A backend, owned by the render thread.
-enum Backend {
-    Gl(Box<GlRenderer>),
+#[derive(Clone)]
+enum Engine {
+    /// GL, on the render thread.
+    Gl(SyncSender<Request>),
+    /// The CPU rasterizer in the caller's thread, with this many band threads per image.
     Cpu { threads: usize },
 }
 
-impl Backend {
-    fn render(
-        &mut self,
-        triangles: &Triangles,
-        size: (u32, u32),
-    ) -> Result<RgbaImage, RenderError> {
-        match self {
-            Backend::Gl(renderer) => renderer.render(triangles, size),
-            Backend::Cpu { threads } => Ok(render_cpu(triangles, size, *threads)),
-        }
-    }
-}
-
 impl RenderHandle {
-    /// Starts the render thread with the chosen backend and waits until it is ready, so a missing EGL is
-    /// reported here. `auto` renders with GL on a GPU EGL device and otherwise with the CPU backend, which is
-    /// faster than Mesa's software GL for this work; it logs once which backend it uses and why.
+    /// Starts the chosen backend and waits until it is ready, so a missing EGL is reported here. `auto` renders
+    /// with GL on a GPU EGL device and otherwise with the CPU backend, which is faster than Mesa's software GL
+    /// for this work; it logs once which backend it uses and why. `cpu_threads` is how many threads the CPU
+    /// backend splits one image over: 1 when callers already draw several images at once.
     pub fn spawn(
         choice: RendererChoice,
         device_index: Option<usize>,
@@ -76,59 +66,45 @@ impl RenderHandle {
         if use_gl {
             Self::spawn_gl(device_index)
         } else {
-            Self::start(
-                move || {
-                    Ok(Backend::Cpu {
-                        threads: cpu_threads.max(1),
-                    })
-                },
-                format!("meshreel CPU rasterizer ({} threads)", cpu_threads.max(1)),
-            )
+            Ok(Self::cpu(cpu_threads))
         }
     }
 
-    /// Starts the render thread with a GL context on `device_index` (or the best device).
-    pub fn spawn_gl(device_index: Option<usize>) -> Result<RenderHandle, RenderError> {
-        Self::start(
-            move || GlRenderer::new(device_index).map(|gl| Backend::Gl(Box::new(gl))),
-            String::new(),
-        )
+    /// The CPU backend, splitting each image over `threads` threads.
+    pub fn cpu(threads: usize) -> RenderHandle {
+        let threads = threads.max(1);
+        RenderHandle {
+            engine: Engine::Cpu { threads },
+            description: format!("meshreel CPU rasterizer ({threads} threads per image)").into(),
+        }
     }
 
-    /// Starts the thread, creates the backend on it, and waits for it.
-    fn start(
-        create: impl FnOnce() -> Result<Backend, RenderError> + Send + 'static,
-        cpu_description: String,
-    ) -> Result<RenderHandle, RenderError> {
+    /// Starts the render thread with a GL context on `device_index` (or the best device) and waits for it.
+    pub fn spawn_gl(device_index: Option<usize>) -> Result<RenderHandle, RenderError> {
         let (sender, receiver) = sync_channel::<Request>(QUEUE_DEPTH);
-        let (ready_sender, ready) = sync_channel::<Result<(String, &'static str), RenderError>>(1);
+        let (ready_sender, ready) = sync_channel::<Result<String, RenderError>>(1);
         std::thread::Builder::new()
             .name("render".to_string())
-            .spawn(move || match create() {
-                Ok(backend) => {
-                    let identity = match &backend {
-                        Backend::Gl(renderer) => (renderer.description().to_string(), "gl"),
-                        Backend::Cpu { .. } => (cpu_description, "cpu"),
-                    };
-                    let _ = ready_sender.send(Ok(identity));
-                    serve(backend, receiver);
+            .spawn(move || match GlRenderer::new(device_index) {
+                Ok(renderer) => {
+                    let _ = ready_sender.send(Ok(renderer.description().to_string()));
+                    serve(renderer, receiver);
                 }
                 Err(error) => {
                     let _ = ready_sender.send(Err(error));
                 }
             })
             .map_err(|e| RenderError::ThreadGone(e.to_string()))?;
-        let (description, backend) = ready.recv().map_err(|_| {
+        let description = ready.recv().map_err(|_| {
             RenderError::ThreadGone("it stopped while creating the GL context".to_string())
         })??;
         Ok(RenderHandle {
-            sender,
+            engine: Engine::Gl(sender),
             description: description.into(),
-            backend,
         })
     }
 
-    /// The backend's description (GL renderer and version).
+    /// The backend's description (GL renderer and version, or the CPU rasterizer).
     pub fn description(&self) -> &str {
         &self.description
     }
@@ -136,39 +112,51 @@ impl RenderHandle {
     /// The backend's short name, `gl` or `cpu`: part of a frame's identity wherever its bytes are cached or
     /// compared, as the two backends may differ in a few edge pixels.
     pub fn backend(&self) -> &'static str {
-        self.backend
+        match self.engine {
+            Engine::Gl(_) => "gl",
+            Engine::Cpu { .. } => "cpu",
+        }
     }
 
-    /// Renders on the render thread and waits for the image.
+    /// Renders and waits for the image.
     pub fn render(&self, triangles: Triangles, size: (u32, u32)) -> Result<RgbaImage, RenderError> {
-        let (reply, answer) = sync_channel(1);
-        self.sender
-            .send(Request {
-                triangles,
-                size,
-                reply,
-            })
-            .map_err(|_| RenderError::ThreadGone("no longer accepting work".to_string()))?;
-        answer
-            .recv()
-            .map_err(|_| RenderError::ThreadGone("it stopped before answering".to_string()))?
+        match &self.engine {
+            Engine::Cpu { threads } => guarded(|| Ok(render_cpu(&triangles, size, *threads))),
+            Engine::Gl(sender) => {
+                let (reply, answer) = sync_channel(1);
+                sender
+                    .send(Request {
+                        triangles,
+                        size,
+                        reply,
+                    })
+                    .map_err(|_| RenderError::ThreadGone("no longer accepting work".to_string()))?;
+                answer.recv().map_err(|_| {
+                    RenderError::ThreadGone("it stopped before answering".to_string())
+                })?
+            }
+        }
     }
 }
 
-fn serve(mut renderer: Backend, requests: Receiver<Request>) {
+/// Runs a render, turning a panic into an error for this frame only.
+fn guarded(
+    render: impl FnOnce() -> Result<RgbaImage, RenderError>,
+) -> Result<RgbaImage, RenderError> {
+    catch_unwind(AssertUnwindSafe(render)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown panic");
+        Err(RenderError::Panicked(message.to_string()))
+    })
+}
+
+/// The render thread's loop: a panic inside GL code fails that frame only and the thread keeps serving.
+fn serve(mut renderer: GlRenderer, requests: Receiver<Request>) {
     for request in requests {
-        // A panic inside GL code fails this frame only; the thread keeps serving.
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            renderer.render(&request.triangles, request.size)
-        }))
-        .unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown panic");
-            Err(RenderError::Gl(format!("panicked: {message}")))
-        });
+        let result = guarded(|| renderer.render(&request.triangles, request.size));
         let _ = request.reply.send(result);
     }
 }
