@@ -5,25 +5,35 @@
 //! between threads; every pixel is computed from its triangle's own constants, so the image does not depend on
 //! the number of threads.
 
+use std::cell::RefCell;
+
 use super::RgbaImage;
 use super::scene::Triangles;
 
 /// Sub-pixel precision: 8 bits, as llvmpipe uses.
 const SUBPIXEL_BITS: u32 = 8;
 const SUBPIXEL: f64 = (1 << SUBPIXEL_BITS) as f64;
+const ONE: i64 = 1 << SUBPIXEL_BITS;
+const HALF: i64 = 1 << (SUBPIXEL_BITS - 1);
 /// Triangles reaching further than this many pixels outside the image are dropped rather than risk overflowing
 /// the fixed-point arithmetic (meshes seen through OSX's cameras stay far inside it).
 const MAX_OFFSCREEN_PIXELS: f64 = 65_536.0;
+/// Rows wider than this are solved for their covered span with divisions; narrower ones are scanned, which is
+/// cheaper for the small triangles of a body mesh. Both give exactly the same pixels.
+const SCAN_MAX_WIDTH: i64 = 24;
 
 /// A triangle in fixed-point window coordinates (x right, y down), oriented with positive area.
 #[derive(Clone, Copy, Debug)]
 struct Setup {
-    x: [i64; 3],
-    y: [i64; 3],
-    z: [f32; 3],
+    /// Edge functions (b→c, c→a, a→b) at the centre of the bounding box's top-left pixel, plus the edge's
+    /// fill-rule bias (0 for top-left edges, -1 otherwise): a pixel is covered when all three are ≥ 0.
+    origin: [i64; 3],
+    /// How each edge function changes one pixel right, and one pixel down.
+    step_x: [i64; 3],
+    step_y: [i64; 3],
+    /// NDC depth is Σ e_k · z_per_e[k] for the edge values e_k (the barycentric weights times `area`).
+    z_per_e: [f64; 3],
     area: i64,
-    /// Per edge (b→c, c→a, a→b): 0 for top-left edges, -1 otherwise.
-    bias: [i64; 3],
     /// Pixel bounding box, inclusive, clipped to the image.
     min: (i64, i64),
     max: (i64, i64),
@@ -47,8 +57,8 @@ fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup>
         if !(wx.abs() < width + MAX_OFFSCREEN_PIXELS && wy.abs() < height + MAX_OFFSCREEN_PIXELS) {
             return None;
         }
-        x[k] = (wx * SUBPIXEL).round() as i64;
-        y[k] = (wy * SUBPIXEL).round() as i64;
+        x[k] = round_to_i64(wx * SUBPIXEL);
+        y[k] = round_to_i64(wy * SUBPIXEL);
         z[k] = nz;
     }
     let mut area = (x[1] - x[0]) * (y[2] - y[0]) - (x[2] - x[0]) * (y[1] - y[0]);
@@ -62,18 +72,9 @@ fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup>
     if area == 0 {
         return None;
     }
-    // In y-down coordinates with positive area, an edge a→b is a top edge when horizontal going right, and a
-    // left edge when going up.
-    let top_left = |a: usize, b: usize| {
-        let (dx, dy) = (x[b] - x[a], y[b] - y[a]);
-        (dy == 0 && dx > 0) || dy < 0
-    };
-    let bias = [(1, 2), (2, 0), (0, 1)].map(|(a, b)| if top_left(a, b) { 0 } else { -1 });
-    let half = 1i64 << (SUBPIXEL_BITS - 1);
-    let one = 1i64 << SUBPIXEL_BITS;
     // Pixels whose centre (i + ½) can lie inside: from ceil(min - ½) to floor(max - ½).
-    let lo = |v: &[i64; 3]| (v.iter().min().copied().unwrap_or(0) - half + one - 1).div_euclid(one);
-    let hi = |v: &[i64; 3]| (v.iter().max().copied().unwrap_or(0) - half).div_euclid(one);
+    let lo = |v: &[i64; 3]| (v[0].min(v[1]).min(v[2]) - HALF + ONE - 1).div_euclid(ONE);
+    let hi = |v: &[i64; 3]| (v[0].max(v[1]).max(v[2]) - HALF).div_euclid(ONE);
     let min = (lo(&x).max(0), lo(&y).max(0));
     let max = (
         hi(&x).min(i64::from(size.0) - 1),
@@ -82,12 +83,25 @@ fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup>
     if min.0 > max.0 || min.1 > max.1 {
         return None;
     }
+    const EDGES: [(usize, usize); 3] = [(1, 2), (2, 0), (0, 1)];
+    // In y-down coordinates with positive area, an edge a→b is a top edge when horizontal going right, and a
+    // left edge when going up.
+    let bias = EDGES.map(|(a, b)| {
+        let (dx, dy) = (x[b] - x[a], y[b] - y[a]);
+        if (dy == 0 && dx > 0) || dy < 0 { 0 } else { -1 }
+    });
+    let (px, py) = (min.0 * ONE + HALF, min.1 * ONE + HALF);
+    let mut origin = [0i64; 3];
+    for (k, (a, b)) in EDGES.into_iter().enumerate() {
+        origin[k] = (x[b] - x[a]) * (py - y[a]) - (y[b] - y[a]) * (px - x[a]) + bias[k];
+    }
+    let area_f = area as f64;
     Some(Setup {
-        x,
-        y,
-        z,
+        origin,
+        step_x: EDGES.map(|(a, b)| -(y[b] - y[a]) * ONE),
+        step_y: EDGES.map(|(a, b)| (x[b] - x[a]) * ONE),
+        z_per_e: [0, 1, 2].map(|k| f64::from(z[k]) / area_f),
         area,
-        bias,
         min,
         max,
         first,
@@ -95,107 +109,230 @@ fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup>
     })
 }
 
-/// Calls `pixel(x, y, weights)` for every pixel centre of rows `rows` inside the triangle, with the
-/// barycentric weights of its three (oriented) vertices as edge-function values (they sum to `area`).
-fn rasterize(setup: &Setup, rows: (i64, i64), mut pixel: impl FnMut(i64, i64, [i64; 3])) {
-    let (x, y) = (&setup.x, &setup.y);
-    let half = 1i64 << (SUBPIXEL_BITS - 1);
-    let one = 1i64 << SUBPIXEL_BITS;
-    let edge = |a: usize, b: usize, px: i64, py: i64| {
-        (x[b] - x[a]) * (py - y[a]) - (y[b] - y[a]) * (px - x[a])
-    };
-    let edges = [(1, 2), (2, 0), (0, 1)];
+/// `v` rounded half up to an integer. `f64::round` is a libm call on CPUs without SSE4.1 rounding, and this
+/// runs six times per triangle; `v` is bounded by the off-screen guard.
+fn round_to_i64(v: f64) -> i64 {
+    let shifted = v + 0.5;
+    let truncated = shifted as i64;
+    truncated - i64::from((truncated as f64) > shifted)
+}
+
+/// Calls `span(row, first, last, e)` for every row of `rows` (a half-open range) that the triangle covers,
+/// with its covered columns `first..=last` and the edge values (bias included) at column `first`; stepping
+/// them by `step_x` gives the values further right. The pixels are exactly those whose centre passes all
+/// three edge tests.
+fn spans(setup: &Setup, rows: (i64, i64), mut span: impl FnMut(i64, i64, i64, [i64; 3])) {
     let (row_start, row_end) = (setup.min.1.max(rows.0), setup.max.1.min(rows.1 - 1));
-    // Moving one pixel right changes edge a→b by -(y_b - y_a)·one.
-    let step = edges.map(|(a, b)| -(y[b] - y[a]) * one);
-    for row in row_start..=row_end {
-        let py = row * one + half;
-        let px0 = setup.min.0 * one + half;
-        let start = edges.map(|(a, b)| edge(a, b, px0, py));
-        // The columns where all three edges pass (e + bias >= 0), solved exactly in integers per edge, so the
-        // covered span is the same set of pixels a per-pixel test would give.
-        let (mut first, mut last) = (0i64, setup.max.0 - setup.min.0);
-        for k in 0..3 {
-            let need = -setup.bias[k] - start[k]; // step·n >= need
-            match step[k].signum() {
-                1 => {
-                    first = first
-                        .max(need.div_euclid(step[k]) + i64::from(need.rem_euclid(step[k]) != 0))
+    let columns = setup.max.0 - setup.min.0;
+    let step = setup.step_x;
+    for row in row_start..row_end + 1 {
+        let down = row - setup.min.1;
+        let start: [i64; 3] = std::array::from_fn(|k| setup.origin[k] + setup.step_y[k] * down);
+        let (first, last) = if columns <= SCAN_MAX_WIDTH {
+            // Scan: the covered columns are contiguous, so stop at the first miss after a hit.
+            let mut e = start;
+            let mut first = -1;
+            let mut last = -1;
+            for n in 0..columns + 1 {
+                if (e[0] | e[1] | e[2]) >= 0 {
+                    if first < 0 {
+                        first = n;
+                    }
+                    last = n;
+                } else if first >= 0 {
+                    break;
                 }
-                -1 => last = last.min((-need).div_euclid(-step[k])),
-                _ if need > 0 => last = -1,
-                _ => {}
+                for k in 0..3 {
+                    e[k] += step[k];
+                }
             }
-        }
-        for n in first..=last {
-            let e = [0, 1, 2].map(|k| start[k] + step[k] * n);
-            pixel(setup.min.0 + n, row, e);
-        }
+            if first < 0 {
+                continue;
+            }
+            (first, last)
+        } else {
+            // Solve step·n + start >= 0 for n exactly in integers, per edge.
+            let (mut first, mut last) = (0i64, columns);
+            for k in 0..3 {
+                let need = -start[k];
+                match step[k].signum() {
+                    1 => {
+                        first = first.max(
+                            need.div_euclid(step[k]) + i64::from(need.rem_euclid(step[k]) != 0),
+                        )
+                    }
+                    -1 => last = last.min((-need).div_euclid(-step[k])),
+                    _ if need > 0 => last = -1,
+                    _ => {}
+                }
+            }
+            if first > last {
+                continue;
+            }
+            (first, last)
+        };
+        let e = std::array::from_fn(|k| start[k] + step[k] * first);
+        span(row, setup.min.0 + first, setup.min.0 + last, e);
     }
 }
 
-/// Renders triangles into a transparent RGBA image on `threads` threads (rows split into contiguous bands).
+/// A thread's reusable depth buffer for a band of rows. Everything outside `dirty` is +∞ already, so a frame
+/// clears only what the previous one drew.
+#[derive(Default)]
+struct DepthBuffer {
+    values: Vec<f32>,
+    width: usize,
+    /// Rows and columns written since the last clear, inclusive, relative to the band.
+    dirty: Option<((usize, usize), (usize, usize))>,
+}
+
+impl DepthBuffer {
+    /// Makes the buffer `width` × `rows`, all +∞.
+    fn reset(&mut self, width: usize, rows: usize) {
+        if self.width != width || self.values.len() != width * rows {
+            self.values.clear();
+            self.values.resize(width * rows, f32::INFINITY);
+            self.width = width;
+        } else if let Some(((x0, y0), (x1, y1))) = self.dirty {
+            for row in y0..=y1 {
+                self.values[row * width + x0..=row * width + x1].fill(f32::INFINITY);
+            }
+        }
+        self.dirty = None;
+    }
+
+    fn touch(&mut self, from: (usize, usize), to: (usize, usize)) {
+        self.dirty = Some(match self.dirty {
+            None => (from, to),
+            Some((a, b)) => (
+                (a.0.min(from.0), a.1.min(from.1)),
+                (b.0.max(to.0), b.1.max(to.1)),
+            ),
+        });
+    }
+}
+
+thread_local! {
+    /// The calling thread's depth buffer, reused from frame to frame.
+    static DEPTH: RefCell<DepthBuffer> = RefCell::default();
+}
+
+/// Renders triangles into a transparent RGBA image on `threads` threads (rows split into contiguous bands; the
+/// first band is drawn by the calling thread).
 pub fn render_cpu(triangles: &Triangles, size: (u32, u32), threads: usize) -> RgbaImage {
     let (width, height) = (size.0 as usize, size.1 as usize);
     let mut image = RgbaImage::transparent(size.0, size.1);
     if width == 0 || height == 0 {
         return image;
     }
-    let setups: Vec<Setup> = triangles
-        .positions
-        .chunks_exact(3)
-        .enumerate()
-        // Hidden faces arrive collapsed to a point: skip them before any arithmetic.
-        .filter(|(_, t)| !(t[0] == t[1] && t[1] == t[2]))
-        .filter_map(|(index, _)| setup(triangles, index, size))
-        .collect();
     let rows_per_band = height.div_ceil(threads.max(1)).max(1);
+    let mut bands = image.pixels.chunks_mut(rows_per_band * width * 4);
+    let Some(own) = bands.next() else {
+        return image;
+    };
     std::thread::scope(|scope| {
-        for (band, pixels) in image
-            .pixels
-            .chunks_mut(rows_per_band * width * 4)
-            .enumerate()
-        {
-            let setups = &setups;
+        for (band, pixels) in bands.enumerate() {
+            let first_row = (band + 1) * rows_per_band;
             scope.spawn(move || {
-                let first_row = (band * rows_per_band) as i64;
-                let rows = (first_row, first_row + (pixels.len() / (width * 4)) as i64);
-                let mut depth = vec![f32::INFINITY; pixels.len() / 4];
-                for setup in setups {
-                    if setup.max.1 < rows.0 || setup.min.1 >= rows.1 {
-                        continue;
-                    }
-                    let colours = colours_of(triangles, setup);
-                    let area = setup.area as f64;
-                    rasterize(setup, rows, |column, row, e| {
-                        let w = e.map(|v| v as f64 / area);
-                        let z = (w[0] * f64::from(setup.z[0])
-                            + w[1] * f64::from(setup.z[1])
-                            + w[2] * f64::from(setup.z[2])) as f32;
-                        let at = (row - rows.0) as usize * width + column as usize;
-                        if z >= depth[at] || !(-1.0..=1.0).contains(&z) {
-                            return;
-                        }
-                        depth[at] = z;
-                        let colour = if triangles.flat {
-                            colours[2]
-                        } else {
-                            std::array::from_fn(|c| {
-                                (w[0] * f64::from(colours[0][c])
-                                    + w[1] * f64::from(colours[1][c])
-                                    + w[2] * f64::from(colours[2][c]))
-                                    as f32
-                            })
-                        };
-                        for c in 0..4 {
-                            pixels[at * 4 + c] = (colour[c].clamp(0.0, 1.0) * 255.0 + 0.5) as u8;
-                        }
-                    });
-                }
+                let mut depth = DepthBuffer::default();
+                draw_band(triangles, size, pixels, first_row, &mut depth);
             });
         }
+        DEPTH.with_borrow_mut(|depth| draw_band(triangles, size, own, 0, depth));
     });
     image
+}
+
+/// Draws every triangle touching the band of rows starting at `first_row` into `pixels` (that band's bytes).
+/// Each band sets up the triangles it needs itself: cheaper than sharing a list of setups, and exactly the same.
+fn draw_band(
+    triangles: &Triangles,
+    size: (u32, u32),
+    pixels: &mut [u8],
+    first_row: usize,
+    depth: &mut DepthBuffer,
+) {
+    let width = size.0 as usize;
+    let num_rows = pixels.len() / (width * 4);
+    depth.reset(width, num_rows);
+    let rows = (first_row as i64, (first_row + num_rows) as i64);
+    // The band in NDC y, widened by a pixel, to skip most triangles outside it before setting them up.
+    let ndc_y = |row: i64| 1.0 - 2.0 * row as f32 / size.1 as f32;
+    let (band_top, band_bottom) = (ndc_y(rows.0 - 1), ndc_y(rows.1 + 1));
+    for (index, t) in triangles.positions.chunks_exact(3).enumerate() {
+        // Hidden faces arrive collapsed to a point: skip them before any arithmetic.
+        if t[0] == t[1] && t[1] == t[2] {
+            continue;
+        }
+        if t.iter().all(|v| v[1] > band_top) || t.iter().all(|v| v[1] < band_bottom) {
+            continue;
+        }
+        let Some(setup) = setup(triangles, index, size) else {
+            continue;
+        };
+        if setup.max.1 < rows.0 || setup.min.1 >= rows.1 {
+            continue;
+        }
+        draw_triangle(triangles, &setup, pixels, rows, width, depth);
+    }
+}
+
+/// Depth-tests and writes one triangle's pixels within the band `rows`.
+fn draw_triangle(
+    triangles: &Triangles,
+    setup: &Setup,
+    pixels: &mut [u8],
+    rows: (i64, i64),
+    width: usize,
+    depth: &mut DepthBuffer,
+) {
+    depth.touch(
+        (
+            setup.min.0 as usize,
+            (setup.min.1.max(rows.0) - rows.0) as usize,
+        ),
+        (
+            setup.max.0 as usize,
+            (setup.max.1.min(rows.1 - 1) - rows.0) as usize,
+        ),
+    );
+    let colours = colours_of(triangles, setup);
+    let flat = triangles.flat.then(|| to_bytes(colours[2]));
+    let dz: f64 = (0..3)
+        .map(|k| setup.step_x[k] as f64 * setup.z_per_e[k])
+        .sum();
+    let values = &mut depth.values;
+    spans(setup, rows, |row, first, last, e| {
+        let line = (row - rows.0) as usize * width;
+        let z_first: f64 = (0..3).map(|k| e[k] as f64 * setup.z_per_e[k]).sum();
+        // Exclusive ranges: inclusive ones cost an extra test per step in this innermost loop.
+        for column in first..last + 1 {
+            let n = column - first;
+            let z = (z_first + dz * n as f64) as f32;
+            let at = line + column as usize;
+            // Depth outside -1..1 is clipped, as GL clips at the near and far planes.
+            if z >= values[at] || !(-1.0..=1.0).contains(&z) {
+                continue;
+            }
+            values[at] = z;
+            let colour = flat.unwrap_or_else(|| {
+                let area = setup.area as f64;
+                let w: [f64; 3] =
+                    std::array::from_fn(|k| (e[k] + setup.step_x[k] * n) as f64 / area);
+                to_bytes(std::array::from_fn(|c| {
+                    (w[0] * f64::from(colours[0][c])
+                        + w[1] * f64::from(colours[1][c])
+                        + w[2] * f64::from(colours[2][c])) as f32
+                }))
+            });
+            pixels[at * 4..at * 4 + 4].copy_from_slice(&colour);
+        }
+    });
+}
+
+/// A colour in 0..1 to RGBA bytes, rounded to nearest as GL's unorm conversion does.
+fn to_bytes(colour: [f32; 4]) -> [u8; 4] {
+    colour.map(|c| (c.clamp(0.0, 1.0) * 255.0 + 0.5) as u8)
 }
 
 /// The colours of a triangle's oriented vertices (GL's flat shading takes the last vertex's).
@@ -213,8 +350,10 @@ pub fn coverage_counts(triangles: &Triangles, size: (u32, u32)) -> Vec<u32> {
     let mut counts = vec![0u32; size.0 as usize * size.1 as usize];
     for index in 0..triangles.positions.len() / 3 {
         if let Some(setup) = setup(triangles, index, size) {
-            rasterize(&setup, (0, i64::from(size.1)), |x, y, _| {
-                counts[y as usize * size.0 as usize + x as usize] += 1
+            spans(&setup, (0, i64::from(size.1)), |row, first, last, _| {
+                for column in first..last + 1 {
+                    counts[row as usize * size.0 as usize + column as usize] += 1;
+                }
             });
         }
     }
@@ -286,11 +425,31 @@ mod tests {
     }
 
     #[test]
+    fn rounding_to_fixed_point_is_half_up() {
+        for (v, expected) in [
+            (2.4, 2),
+            (2.5, 3),
+            (2.6, 3),
+            (-2.4, -2),
+            (-2.5, -2),
+            (-2.6, -3),
+            (0.0, 0),
+            (-0.0, 0),
+            (1e12 + 0.5, 1_000_000_000_001),
+        ] {
+            assert_eq!(round_to_i64(v), expected, "{v}");
+        }
+    }
+
+    #[test]
     fn jittered_triangle_grids_cover_every_pixel_exactly_once() {
         for (seed, size, cells) in [
             (1, (64, 48), (13, 9)),
             (2, (101, 77), (40, 31)),
             (3, (32, 32), (32, 32)),
+            // Cells wider than SCAN_MAX_WIDTH: rows solved with divisions rather than scanned.
+            (4, (300, 160), (4, 3)),
+            (5, (97, 300), (1, 5)),
         ] {
             let counts = coverage_counts(&jittered_grid(size, cells, seed), size);
             let wrong: Vec<usize> = (0..counts.len()).filter(|i| counts[*i] != 1).collect();
@@ -307,10 +466,12 @@ mod tests {
     fn edges_through_pixel_centres_follow_the_top_left_rule() {
         // Vertices exactly on pixel centres: every grid line and diagonal passes through centres, so a pixel
         // on a shared edge is counted twice or never unless the fill rule gives it to exactly one triangle.
-        let size = (64, 48);
-        let counts = coverage_counts(&grid(size, (16, 12), 0, 0.0, 0.5), size);
-        let wrong = counts.iter().filter(|c| **c != 1).count();
-        assert_eq!(wrong, 0, "{wrong} pixels covered 0 or 2+ times");
+        // Small cells are scanned, large ones solved.
+        for (size, cells) in [((64, 48), (16, 12)), ((256, 192), (4, 3))] {
+            let counts = coverage_counts(&grid(size, cells, 0, 0.0, 0.5), size);
+            let wrong = counts.iter().filter(|c| **c != 1).count();
+            assert_eq!(wrong, 0, "{size:?}: {wrong} pixels covered 0 or 2+ times");
+        }
     }
 
     #[test]
