@@ -196,24 +196,58 @@ fn add_pose_correctives(
     vertices: &mut [Vec<f32>],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
         unsafe { pose_correctives_avx2(posedirs, features, vertices) };
         return;
     }
     pose_correctives(posedirs, features, vertices);
 }
 
-/// The same loop compiled for AVX2. Rust never fuses a multiply and an add, and the summation order is fixed by
-/// [`dot`], so the result is bit-identical to the portable build.
+/// The same loop with AVX2 and FMA intrinsics. [`dot_avx2`] performs exactly the operations of [`dot`] in the
+/// same order (fused multiply-adds are exactly rounded everywhere), so the result is bit-identical to the
+/// portable build.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn pose_correctives_avx2(
     posedirs: &[f32],
     features: &[[f32; NUM_POSE_FEATURES]],
     vertices: &mut [Vec<f32>],
 ) {
-    pose_correctives(posedirs, features, vertices);
+    for (row_index, row) in posedirs.chunks_exact(NUM_POSE_FEATURES).enumerate() {
+        for (body, features) in vertices.iter_mut().zip(features) {
+            body[row_index] += dot_avx2(row, features);
+        }
+    }
+}
+
+/// [`dot`] with four 8-wide accumulators.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let (a_chunks, a_rest) = a.as_chunks::<DOT_LANES>();
+    let (b_chunks, b_rest) = b.as_chunks::<DOT_LANES>();
+    let mut acc = [_mm256_setzero_ps(); DOT_LANES / 8];
+    for (x, y) in a_chunks.iter().zip(b_chunks) {
+        for (k, sum) in acc.iter_mut().enumerate() {
+            // SAFETY: both chunks hold DOT_LANES floats and 8·k + 8 <= DOT_LANES.
+            let (xv, yv) = unsafe {
+                (
+                    _mm256_loadu_ps(x.as_ptr().add(8 * k)),
+                    _mm256_loadu_ps(y.as_ptr().add(8 * k)),
+                )
+            };
+            *sum = _mm256_fmadd_ps(xv, yv, *sum);
+        }
+    }
+    let tail = dot_tail(a_rest, b_rest);
+    // The folds of `dot`: lanes 0..16 += 16..32, 0..8 += 8..16, 0..4 += 4..8, 0..2 += 2..4, 0 += 1.
+    let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+    let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let h = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    let s = _mm_add_ss(h, _mm_shuffle_ps::<1>(h, h));
+    _mm_cvtss_f32(s) + tail
 }
 
 #[inline(always)]
@@ -240,11 +274,33 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (b_chunks, b_rest) = b.as_chunks::<DOT_LANES>();
     for (x, y) in a_chunks.iter().zip(b_chunks) {
         for lane in 0..DOT_LANES {
-            acc[lane] += x[lane] * y[lane];
+            acc[lane] = x[lane].mul_add(y[lane], acc[lane]);
         }
     }
-    let tail: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
+    let tail = dot_tail(a_rest, b_rest);
+    // Pairwise reduction (vector adds, then a short tree) rather than 32 dependent scalar adds.
+    fold_half::<16>(&mut acc);
+    fold_half::<8>(&mut acc);
+    fold_half::<4>(&mut acc);
+    fold_half::<2>(&mut acc);
+    fold_half::<1>(&mut acc);
+    acc[0] + tail
+}
+
+/// The elements after the last full chunk, fused multiply-adds in order.
+#[inline(always)]
+fn dot_tail(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |sum, (x, y)| x.mul_add(*y, sum))
+}
+
+/// `acc[i] += acc[i + HALF]` for the first `HALF` lanes.
+#[inline(always)]
+fn fold_half<const HALF: usize>(acc: &mut [f32; DOT_LANES]) {
+    for lane in 0..HALF {
+        acc[lane] += acc[lane + HALF];
+    }
 }
 
 /// Step 7: world transforms down the kinematic chain. Returns the skinning transforms
@@ -298,6 +354,29 @@ mod tests {
     use super::super::joints::PARENTS;
     use super::super::{ModelKind, SparseWeights};
     use super::*;
+
+    #[test]
+    fn pose_correctives_match_the_portable_loop_bit_for_bit() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let rows = 37;
+        let posedirs: Vec<f32> = (0..rows * NUM_POSE_FEATURES)
+            .map(|_| rng.f32() - 0.5)
+            .collect();
+        let features: Vec<[f32; NUM_POSE_FEATURES]> = (0..3)
+            .map(|_| std::array::from_fn(|_| rng.f32() * 2.0 - 1.0))
+            .collect();
+        let start: Vec<Vec<f32>> = (0..3)
+            .map(|_| (0..rows).map(|_| rng.f32()).collect())
+            .collect();
+        let mut dispatched = start.clone();
+        add_pose_correctives(&posedirs, &features, &mut dispatched);
+        let mut portable = start;
+        pose_correctives(&posedirs, &features, &mut portable);
+        let bits =
+            |v: &[Vec<f32>]| -> Vec<u32> { v.iter().flatten().map(|x| x.to_bits()).collect() };
+        assert_eq!(bits(&dispatched), bits(&portable));
+        assert_ne!(bits(&dispatched), bits(&vec![vec![0.0; rows]; 3]));
+    }
 
     /// A two-vertex-per-joint toy model: vertex 2j sits at joint j, vertex 2j+1 one unit above it; each vertex
     /// belongs wholly to its joint.
