@@ -3,7 +3,9 @@
 //! Targets on 2 cores at 720×720: GL on Mesa llvmpipe ≥ 100 frames/s, ≤ 300 MB (issue 3); the CPU backend
 //! ≥ 300 frames/s, ≤ 300 MB (issue 4).
 //!
-//! Run with `cargo bench --bench batch_render`; needs EGL (`meshreel doctor`).
+//! Run with `cargo bench --bench batch_render`; the GL runs need EGL (`meshreel doctor`).
+//! `MESHREEL_BENCH_RENDERERS=cpu` and `MESHREEL_BENCH_SIZES=720x720,1920x1080` narrow the run;
+//! `MESHREEL_BENCH_KEEP=DIR` keeps the generated inputs in DIR.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -25,10 +27,14 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().expect("temporary folder");
-    let model = dir.path().join("SMPLX_NEUTRAL.npz");
+    // MESHREEL_BENCH_KEEP=DIR writes the inputs there and keeps them, for profiling the same run by hand.
+    let inputs = std::env::var_os("MESHREEL_BENCH_KEEP")
+        .map_or_else(|| dir.path().to_path_buf(), Into::into);
+    std::fs::create_dir_all(&inputs).expect("inputs folder");
+    let model = inputs.join("SMPLX_NEUTRAL.npz");
     SynthModel::stand_in_shaped(1).write(&model).expect("model");
-    let frames = dir.path().join("frames");
-    std::fs::create_dir(&frames).expect("frames folder");
+    let frames = inputs.join("frames");
+    std::fs::create_dir_all(&frames).expect("frames folder");
     let mut rng = Rng::new(2);
     for number in 1..=NUM_FRAMES {
         let mut person = SynthPerson::random(&mut rng, 0.2);
@@ -38,9 +44,21 @@ fn main() {
             .write(&frames.join(format!("frame_{number:04}_params.npz")), false)
             .expect("frame");
     }
-    for (renderer, size) in ["gl", "cpu"]
-        .into_iter()
-        .flat_map(|r| ["720x720", "1280x720", "1920x1080"].map(|s| (r, s)))
+    // MESHREEL_BENCH_RENDERERS=cpu and MESHREEL_BENCH_SIZES=720x720 narrow the run.
+    let pick = |var: &str, all: &'static [&'static str]| -> Vec<String> {
+        std::env::var(var).map_or_else(
+            |_| all.iter().map(|s| s.to_string()).collect(),
+            |list| list.split(',').map(str::to_string).collect(),
+        )
+    };
+    let renderers = pick("MESHREEL_BENCH_RENDERERS", &["gl", "cpu"]);
+    let sizes = pick(
+        "MESHREEL_BENCH_SIZES",
+        &["720x720", "1280x720", "1920x1080"],
+    );
+    for (renderer, size) in renderers
+        .iter()
+        .flat_map(|r| sizes.iter().map(move |s| (r.as_str(), s.as_str())))
     {
         let out = dir.path().join(format!("out-{renderer}-{size}"));
         let started = Instant::now();

@@ -351,7 +351,7 @@ fn resumed_record(
 
 /// Frames a worker takes at a time: their forward passes run as one batch, which streams SMPL-X's 61 MB
 /// pose-corrective matrix once instead of once per frame (measured: 6.9 ms alone, 2.2 ms per body in eights).
-const FRAMES_PER_TASK: usize = 8;
+const FRAMES_PER_TASK: usize = 32;
 
 /// Renders, encodes and writes a run of frames; every failure becomes that frame's `render_error`.
 fn render_frames(
