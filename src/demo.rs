@@ -209,9 +209,6 @@ struct Shot {
     /// Where the pelvis stands in the video (pixels) and how far away (metres, video camera).
     pelvis_px: [f64; 2],
     depth: f64,
-    /// The tight box around the projected body: x0, y0, x1, y1 in pixels.
-    #[cfg_attr(not(test), allow(dead_code))] // read by tests
-    tight_box: [f32; 4],
 }
 
 /// The demo: the ground truth of every frame, computed once.
@@ -533,8 +530,8 @@ fn downsample(big: &RgbaImage) -> RgbaImage {
                 continue;
             }
             let i = (y as usize * width as usize + x as usize) * 4;
-            for channel in 0..3 {
-                out.pixels[i + channel] = ((colour[channel] + alpha / 2) / alpha) as u8;
+            for (value, sum) in out.pixels[i..i + 3].iter_mut().zip(colour) {
+                *value = ((sum + alpha / 2) / alpha) as u8;
             }
             out.pixels[i + 3] = ((alpha + 2) / 4) as u8;
         }
@@ -859,7 +856,6 @@ fn place(
         detected: true,
         pelvis_px,
         depth,
-        tight_box,
     }
 }
 
@@ -1024,21 +1020,29 @@ mod tests {
     #[test]
     fn the_people_stay_clear_of_the_code_strip_and_the_label() {
         let demo = Demo::new();
-        let label_top = LABEL_ORIGIN.1 as f32;
-        let label_right = (LABEL_ORIGIN.0 + 10 * 8 * LABEL_SCALE + 6 * LABEL_SCALE) as f32;
+        let label = (
+            LABEL_ORIGIN.0 as f32,
+            LABEL_ORIGIN.1 as f32,
+            (LABEL_ORIGIN.0 + (10 * 8 + 6) * LABEL_SCALE) as f32,
+            (LABEL_ORIGIN.1 + (8 + 6) * LABEL_SCALE) as f32,
+        );
+        let margin = 2.0;
         for (index, shots) in demo.shots.iter().enumerate() {
             for shot in shots {
-                let [x0, y0, x1, y1] = shot.tight_box;
-                assert!(
-                    y0 > CODE_STRIP_ROWS as f32 + 4.0,
-                    "frame index {index}: top {y0}"
-                );
-                assert!(
-                    y1 < label_top || x0 > label_right || x1 < 0.0,
-                    "frame index {index}: {:?} box {:?}",
-                    shot.role,
-                    shot.tight_box
-                );
+                let (f, c) = (shot.truth.focal, shot.truth.princpt);
+                let vertices = demo.model.pose(&params(&shot.truth), &FORWARD).vertices;
+                for v in vertices {
+                    let (u, w) = (f[0] * v[0] / v[2] + c[0], f[1] * v[1] / v[2] + c[1]);
+                    assert!(
+                        w > CODE_STRIP_ROWS as f32 + margin,
+                        "frame index {index}: row {w}"
+                    );
+                    let in_label = u > label.0 - margin
+                        && u < label.2 + margin
+                        && w > label.1 - margin
+                        && w < label.3 + margin;
+                    assert!(!in_label, "frame index {index}: ({u}, {w}) under the label");
+                }
             }
         }
     }
