@@ -8,7 +8,7 @@ use std::f32::consts::PI;
 use std::path::Path;
 
 use meshreel::body::joints::joint_index;
-use meshreel::synth::{KeyStyle, SynthPerson, Values, frame_contents, no_person_contents};
+use meshreel::synth::{Fault, KeyStyle, SynthPerson, frame_contents, write_frame_file};
 
 const NUM_FRAMES: u32 = 60;
 
@@ -49,7 +49,7 @@ fn main() -> std::io::Result<()> {
         std::fs::remove_dir_all(&frames)?;
     }
     std::fs::create_dir_all(&frames)?;
-    let mut faults: BTreeMap<u32, &str> = BTreeMap::new();
+    let mut faults: BTreeMap<u32, String> = BTreeMap::new();
     for number in 1..=NUM_FRAMES {
         let path = frames.join(format!("frame_{number:04}_params.npz"));
         let mut persons = vec![waving(number, 0.0)];
@@ -58,35 +58,19 @@ fn main() -> std::io::Result<()> {
         }
         let float64 = number % 3 == 0;
         let compressed = number % 4 == 0;
-        let mut contents = frame_contents(KeyStyle::OsxPrefixed, &persons, float64);
-        match number {
-            12 => {
-                faults.insert(number, "missing_file");
-                continue;
-            }
-            20..=22 => {
-                faults.insert(number, "no_person");
-                contents = no_person_contents();
-            }
-            30 => {
-                faults.insert(number, "corrupt_npz");
-                let bytes = contents.to_bytes(compressed)?;
-                std::fs::write(&path, &bytes[..bytes.len() / 2])?;
-                continue;
-            }
-            33 => {
-                faults.insert(number, "missing_key:person_0_smplx_body_pose");
-                contents.remove("person_0_smplx_body_pose");
-            }
-            51 => {
-                faults.insert(number, "non_finite:person_0_cam_trans");
-                if let Some(entry) = contents.get_mut("person_0_cam_trans") {
-                    entry.values = Values::F32(vec![0.0, f32::NAN, 50.0]);
-                }
-            }
-            _ => {}
+        let contents = frame_contents(KeyStyle::OsxPrefixed, &persons, float64);
+        let fault = match number {
+            12 => Some(Fault::MissingFile),
+            20..=22 => Some(Fault::NoPerson),
+            30 => Some(Fault::Truncated),
+            33 => Some(Fault::MissingKey("person_0_smplx_body_pose".into())),
+            51 => Some(Fault::NotFinite("person_0_cam_trans".into())),
+            _ => None,
+        };
+        if let Some(fault) = &fault {
+            faults.insert(number, fault.reason());
         }
-        contents.write(&path, compressed)?;
+        write_frame_file(&path, contents, fault.as_ref(), compressed)?;
     }
     let manifest = serde_json::json!({
         "description": "meshreel sample: 60 frames at 30 fps in the OSX users' layout, stand-in motion, injected faults",

@@ -13,11 +13,14 @@
 //! - [`report`]: `render_report.json`: what happened to every frame of a batch run, and merging shard reports.
 //! - [`commands`]: the subcommands, on top of the stages; [`cli`] declares their flags.
 //! - [`synth`]: synthetic model and frame files in the real layouts, for tests, benchmarks and samples.
+//! - [`demo`]: the demo sequence (`data-samples/demo`): an actor video, its parameter files with faults, and the
+//!   frame code that makes each video frame say which frame it is.
 
 pub mod batch;
 pub mod body;
 pub mod cli;
 pub mod commands;
+pub mod demo;
 pub mod encode;
 pub mod frames;
 pub mod mesh_file;

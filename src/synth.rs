@@ -607,6 +607,74 @@ pub fn no_person_contents() -> NpzContents {
     contents
 }
 
+/// A fault real per-frame output has, injected into a frame file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// No file carries the frame number.
+    MissingFile,
+    /// The file was written but holds no person: frame-level keys only, `person_ids` empty.
+    NoPerson,
+    /// The archive is cut in half, as an interrupted write leaves it.
+    Truncated,
+    /// A required key is absent.
+    MissingKey(String),
+    /// The second value of a key is NaN.
+    NotFinite(String),
+}
+
+impl Fault {
+    /// The reason meshreel gives a frame with this fault (the strings of `FrameError::reason`).
+    pub fn reason(&self) -> String {
+        match self {
+            Fault::MissingFile => "missing_file".to_string(),
+            Fault::NoPerson => "no_person".to_string(),
+            Fault::Truncated => "corrupt_npz".to_string(),
+            Fault::MissingKey(key) => format!("missing_key:{key}"),
+            Fault::NotFinite(key) => format!("non_finite:{key}"),
+        }
+    }
+}
+
+/// Writes a frame file of the OSX users' layout with `fault` injected into `contents` (for a missing file,
+/// writes nothing).
+pub fn write_frame_file(
+    path: &Path,
+    mut contents: NpzContents,
+    fault: Option<&Fault>,
+    compressed: bool,
+) -> io::Result<()> {
+    match fault {
+        None => {}
+        Some(Fault::MissingFile) => return Ok(()),
+        Some(Fault::NoPerson) => {
+            contents
+                .entries
+                .retain(|e| !e.key.starts_with("person_") || e.key == "person_ids");
+            if let Some(ids) = contents.get_mut("person_ids") {
+                ids.shape = vec![0];
+                ids.values = Values::I64(vec![]);
+            }
+        }
+        Some(Fault::Truncated) => {
+            let bytes = contents.to_bytes(compressed)?;
+            return std::fs::write(path, &bytes[..bytes.len() / 2]);
+        }
+        Some(Fault::MissingKey(key)) => {
+            contents.remove(key);
+        }
+        Some(Fault::NotFinite(key)) => {
+            if let Some(entry) = contents.get_mut(key) {
+                match &mut entry.values {
+                    Values::F32(v) if v.len() > 1 => v[1] = f32::NAN,
+                    Values::F64(v) if v.len() > 1 => v[1] = f64::NAN,
+                    _ => {}
+                }
+            }
+        }
+    }
+    contents.write(path, compressed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

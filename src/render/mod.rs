@@ -13,7 +13,7 @@ mod thread;
 
 pub use gl::{EglDeviceInfo, egl_devices};
 pub use image::RgbaImage;
-pub use placeholder::{draw_badge, placeholder};
+pub use placeholder::{draw_badge, draw_badge_at, placeholder};
 pub use scene::{Look, OSX_LOOK, PersonView, Triangles, composite, prepare};
 pub use thread::RenderHandle;
 

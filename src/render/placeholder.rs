@@ -26,22 +26,34 @@ pub fn placeholder(width: u32, height: u32, text: &str) -> RgbaImage {
 /// image is cut and ends with "..."; where not even that fits, or `text` is empty, nothing is drawn.
 pub fn draw_badge(image: &mut RgbaImage, text: &str) {
     let scale = glyph_scale(image.height);
+    let margin = MARGIN * scale;
+    draw_badge_at(image, text, (margin, margin), scale);
+}
+
+/// Draws a badge saying `text` with its top-left corner at `origin`, each glyph pixel `scale`×`scale` image
+/// pixels, keeping a margin to the image's right edge. Text too wide is cut as [`draw_badge`] cuts it; where the
+/// badge does not fit below `origin`, nothing is drawn.
+pub fn draw_badge_at(image: &mut RgbaImage, text: &str, origin: (u32, u32), scale: u32) {
+    let scale = scale.max(1);
     let (margin, padding) = (MARGIN * scale, PADDING * scale);
-    let max_text_width = image.width.saturating_sub(2 * (margin + padding));
+    let max_text_width = image
+        .width
+        .saturating_sub(origin.0)
+        .saturating_sub(margin + 2 * padding);
     let glyphs = fit_text(text, max_text_width, scale);
     let badge_height = GLYPH_SIZE * scale + 2 * padding;
-    if glyphs.is_empty() || margin + badge_height > image.height {
+    if glyphs.is_empty() || origin.1.saturating_add(badge_height) > image.height {
         return;
     }
     let badge_width = text_width(glyphs.len(), scale) + 2 * padding;
     fill_rounded_rect(
         image,
-        (margin, margin),
+        origin,
         (badge_width, badge_height),
         CORNER_RADIUS * scale,
         BADGE_COLOR,
     );
-    let (text_x, text_y) = (margin + padding, margin + padding);
+    let (text_x, text_y) = (origin.0 + padding, origin.1 + padding);
     for (position, &glyph) in (0..).zip(&glyphs) {
         let x = text_x + position * GLYPH_SIZE * scale;
         draw_glyph(image, glyph, (x, text_y), scale, TEXT_COLOR);
@@ -307,6 +319,28 @@ mod tests {
     fn the_same_input_gives_byte_identical_output() {
         let first = placeholder(720, 720, "corrupt file");
         assert_eq!(placeholder(720, 720, "corrupt file").pixels, first.pixels);
+    }
+
+    #[test]
+    fn a_badge_placed_elsewhere_is_the_corner_badge_moved() {
+        let mut corner = RgbaImage::transparent(200, 100);
+        draw_badge_at(&mut corner, "frame 0042", (MARGIN, MARGIN), 1);
+        let mut moved = RgbaImage::transparent(200, 100);
+        draw_badge_at(&mut moved, "frame 0042", (MARGIN + 30, MARGIN + 50), 1);
+        for y in 0..50 {
+            for x in 0..170 {
+                assert_eq!(
+                    corner.pixel(x, y),
+                    moved.pixel(x + 30, y + 50),
+                    "pixel ({x}, {y})"
+                );
+            }
+        }
+        assert_eq!(corner, placeholder(200, 100, "frame 0042"));
+        // Too low to fit: nothing drawn.
+        let mut low = RgbaImage::transparent(200, 100);
+        draw_badge_at(&mut low, "frame 0042", (0, 90), 1);
+        assert_eq!(low, RgbaImage::transparent(200, 100));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod batch;
 mod cli;
+mod demo;
 mod forward;
 mod frames;
 mod npz;
