@@ -31,8 +31,10 @@ struct Setup {
     /// How each edge function changes one pixel right, and one pixel down.
     step_x: [i64; 3],
     step_y: [i64; 3],
-    /// NDC depth is Σ e_k · z_per_e[k] for the edge values e_k (the barycentric weights times `area`).
-    z_per_e: [f64; 3],
+    /// NDC depth as a plane over pixel offsets from the bounding box's top-left pixel: z0 + dz_dx·i + dz_dy·j.
+    z0: f64,
+    dz_dx: f64,
+    dz_dy: f64,
     area: i64,
     /// Pixel bounding box, inclusive, clipped to the image.
     min: (i64, i64),
@@ -46,20 +48,24 @@ struct Setup {
 fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup> {
     let first = index * 3;
     let (width, height) = (f64::from(size.0), f64::from(size.1));
+    // NDC → fixed-point window coordinates, y down: pixel (i, j) covers [i, i+1) × [j, j+1), sampled at its
+    // centre.
+    let (scale_x, scale_y) = (0.5 * width * SUBPIXEL, 0.5 * height * SUBPIXEL);
+    let limit_x = (width + MAX_OFFSCREEN_PIXELS) * SUBPIXEL;
+    let limit_y = (height + MAX_OFFSCREEN_PIXELS) * SUBPIXEL;
     let mut x = [0i64; 3];
     let mut y = [0i64; 3];
-    let mut z = [0f32; 3];
+    let mut z = [0f64; 3];
     for k in 0..3 {
         let [nx, ny, nz] = triangles.positions[first + k];
-        // NDC → window pixels, y down: pixel (i, j) covers [i, i+1) × [j, j+1), sampled at its centre.
-        let wx = (f64::from(nx) + 1.0) * 0.5 * width;
-        let wy = (1.0 - f64::from(ny)) * 0.5 * height;
-        if !(wx.abs() < width + MAX_OFFSCREEN_PIXELS && wy.abs() < height + MAX_OFFSCREEN_PIXELS) {
+        let wx = (f64::from(nx) + 1.0) * scale_x;
+        let wy = (1.0 - f64::from(ny)) * scale_y;
+        if !(wx.abs() < limit_x && wy.abs() < limit_y) {
             return None;
         }
-        x[k] = round_to_i64(wx * SUBPIXEL);
-        y[k] = round_to_i64(wy * SUBPIXEL);
-        z[k] = nz;
+        x[k] = round_to_i64(wx);
+        y[k] = round_to_i64(wy);
+        z[k] = f64::from(nz);
     }
     let mut area = (x[1] - x[0]) * (y[2] - y[0]) - (x[2] - x[0]) * (y[1] - y[0]);
     let swapped = area < 0;
@@ -73,8 +79,8 @@ fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup>
         return None;
     }
     // Pixels whose centre (i + ½) can lie inside: from ceil(min - ½) to floor(max - ½).
-    let lo = |v: &[i64; 3]| (v[0].min(v[1]).min(v[2]) - HALF + ONE - 1).div_euclid(ONE);
-    let hi = |v: &[i64; 3]| (v[0].max(v[1]).max(v[2]) - HALF).div_euclid(ONE);
+    let lo = |v: &[i64; 3]| (v[0].min(v[1]).min(v[2]) - HALF + ONE - 1) >> SUBPIXEL_BITS;
+    let hi = |v: &[i64; 3]| (v[0].max(v[1]).max(v[2]) - HALF) >> SUBPIXEL_BITS;
     let min = (lo(&x).max(0), lo(&y).max(0));
     let max = (
         hi(&x).min(i64::from(size.0) - 1),
@@ -83,24 +89,34 @@ fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup>
     if min.0 > max.0 || min.1 > max.1 {
         return None;
     }
-    const EDGES: [(usize, usize); 3] = [(1, 2), (2, 0), (0, 1)];
-    // In y-down coordinates with positive area, an edge a→b is a top edge when horizontal going right, and a
-    // left edge when going up.
-    let bias = EDGES.map(|(a, b)| {
-        let (dx, dy) = (x[b] - x[a], y[b] - y[a]);
-        if (dy == 0 && dx > 0) || dy < 0 { 0 } else { -1 }
-    });
     let (px, py) = (min.0 * ONE + HALF, min.1 * ONE + HALF);
     let mut origin = [0i64; 3];
-    for (k, (a, b)) in EDGES.into_iter().enumerate() {
-        origin[k] = (x[b] - x[a]) * (py - y[a]) - (y[b] - y[a]) * (px - x[a]) + bias[k];
+    let mut step_x = [0i64; 3];
+    let mut step_y = [0i64; 3];
+    let (mut z0, mut dz_dx, mut dz_dy) = (0.0, 0.0, 0.0);
+    let inverse_area = 1.0 / area as f64;
+    for (k, (a, b)) in [(1, 2), (2, 0), (0, 1)].into_iter().enumerate() {
+        let (dx, dy) = (x[b] - x[a], y[b] - y[a]);
+        let e = dx * (py - y[a]) - dy * (px - x[a]);
+        // In y-down coordinates with positive area, an edge a→b is a top edge when horizontal going right,
+        // and a left edge when going up; the others lose the pixels exactly on them.
+        let top_left = dy < 0 || (dy == 0 && dx > 0);
+        origin[k] = e - i64::from(!top_left);
+        step_x[k] = -dy * ONE;
+        step_y[k] = dx * ONE;
+        // Edge k's value is vertex k's barycentric weight times the area.
+        let z_per_e = z[k] * inverse_area;
+        z0 += e as f64 * z_per_e;
+        dz_dx += step_x[k] as f64 * z_per_e;
+        dz_dy += step_y[k] as f64 * z_per_e;
     }
-    let area_f = area as f64;
     Some(Setup {
         origin,
-        step_x: EDGES.map(|(a, b)| -(y[b] - y[a]) * ONE),
-        step_y: EDGES.map(|(a, b)| (x[b] - x[a]) * ONE),
-        z_per_e: [0, 1, 2].map(|k| f64::from(z[k]) / area_f),
+        step_x,
+        step_y,
+        z0,
+        dz_dx,
+        dz_dy,
         area,
         min,
         max,
@@ -109,12 +125,20 @@ fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup>
     })
 }
 
-/// `v` rounded half up to an integer. `f64::round` is a libm call on CPUs without SSE4.1 rounding, and this
-/// runs six times per triangle; `v` is bounded by the off-screen guard.
+/// `v` rounded to the nearest integer, ties to even. `f64::round` is a libm call on x86-64 CPUs without SSE4.1,
+/// and this runs six times per triangle; SSE2's conversion rounds in the default mode, which Rust never changes.
+#[inline(always)]
 fn round_to_i64(v: f64) -> i64 {
-    let shifted = v + 0.5;
-    let truncated = shifted as i64;
-    truncated - i64::from((truncated as f64) > shifted)
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_cvtsd_si64, _mm_set_sd};
+        // SAFETY: SSE2 is part of every x86-64 CPU.
+        unsafe { _mm_cvtsd_si64(_mm_set_sd(v)) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        v.round_ties_even() as i64
+    }
 }
 
 /// Calls `span(row, first, last, e)` for every row of `rows` (a half-open range) that the triangle covers,
@@ -125,9 +149,13 @@ fn spans(setup: &Setup, rows: (i64, i64), mut span: impl FnMut(i64, i64, i64, [i
     let (row_start, row_end) = (setup.min.1.max(rows.0), setup.max.1.min(rows.1 - 1));
     let columns = setup.max.0 - setup.min.0;
     let step = setup.step_x;
+    let down = row_start - setup.min.1;
+    let mut next: [i64; 3] = std::array::from_fn(|k| setup.origin[k] + setup.step_y[k] * down);
     for row in row_start..row_end + 1 {
-        let down = row - setup.min.1;
-        let start: [i64; 3] = std::array::from_fn(|k| setup.origin[k] + setup.step_y[k] * down);
+        let start = next;
+        for (value, step) in next.iter_mut().zip(setup.step_y) {
+            *value += step;
+        }
         let (first, last) = if columns <= SCAN_MAX_WIDTH {
             // Scan: the covered columns are contiguous, so stop at the first miss after a hit.
             let mut e = start;
@@ -298,17 +326,14 @@ fn draw_triangle(
     );
     let colours = colours_of(triangles, setup);
     let flat = triangles.flat.then(|| to_bytes(colours[2]));
-    let dz: f64 = (0..3)
-        .map(|k| setup.step_x[k] as f64 * setup.z_per_e[k])
-        .sum();
     let values = &mut depth.values;
     spans(setup, rows, |row, first, last, e| {
         let line = (row - rows.0) as usize * width;
-        let z_first: f64 = (0..3).map(|k| e[k] as f64 * setup.z_per_e[k]).sum();
+        let z_row = setup.z0 + setup.dz_dy * (row - setup.min.1) as f64;
         // Exclusive ranges: inclusive ones cost an extra test per step in this innermost loop.
         for column in first..last + 1 {
             let n = column - first;
-            let z = (z_first + dz * n as f64) as f32;
+            let z = (z_row + setup.dz_dx * (column - setup.min.0) as f64) as f32;
             let at = line + column as usize;
             // Depth outside -1..1 is clipped, as GL clips at the near and far planes.
             if z >= values[at] || !(-1.0..=1.0).contains(&z) {
@@ -425,17 +450,19 @@ mod tests {
     }
 
     #[test]
-    fn rounding_to_fixed_point_is_half_up() {
+    fn rounding_to_fixed_point_is_to_nearest_even() {
         for (v, expected) in [
             (2.4, 2),
-            (2.5, 3),
+            (2.5, 2),
+            (3.5, 4),
             (2.6, 3),
             (-2.4, -2),
             (-2.5, -2),
+            (-3.5, -4),
             (-2.6, -3),
             (0.0, 0),
             (-0.0, 0),
-            (1e12 + 0.5, 1_000_000_000_001),
+            (1e12 + 0.5, 1_000_000_000_000),
         ] {
             assert_eq!(round_to_i64(v), expected, "{v}");
         }
