@@ -189,19 +189,64 @@ fn pose_features(rotations: &[Matrix3<f32>]) -> [f32; NUM_POSE_FEATURES] {
 
 /// Step 6: `v += posedirs · features` for every body of a batch. posedirs is vertex-major (one contiguous row
 /// of 486 values per vertex coordinate), so this is one streaming pass over the matrix, each row applied to all
-/// bodies while it is in cache.
+/// bodies while it is in cache. A batch of one or two bodies is memory-bound: its rows are split over the cores
+/// (contiguous blocks, each row still computed the same way), which cuts a lone frame's latency.
 fn add_pose_correctives(
     posedirs: &[f32],
     features: &[[f32; NUM_POSE_FEATURES]],
     vertices: &mut [Vec<f32>],
 ) {
+    let rows = posedirs.len() / NUM_POSE_FEATURES;
+    let threads = if vertices.len() <= 2 && rows >= PARALLEL_MIN_ROWS {
+        available_cores().min(4)
+    } else {
+        1
+    };
+    let rows_per_thread = rows.div_ceil(threads).max(1);
+    let mut blocks: Vec<Vec<&mut [f32]>> = (0..threads).map(|_| Vec::new()).collect();
+    for body in vertices.iter_mut() {
+        let rows_of_body = rows.min(body.len());
+        for (block, chunk) in blocks
+            .iter_mut()
+            .zip(body[..rows_of_body].chunks_mut(rows_per_thread))
+        {
+            block.push(chunk);
+        }
+    }
+    let block_dirs = posedirs.chunks(rows_per_thread * NUM_POSE_FEATURES);
+    let mut work = blocks.into_iter().zip(block_dirs);
+    let Some((mut own, own_dirs)) = work.next() else {
+        return;
+    };
+    std::thread::scope(|scope| {
+        for (mut block, dirs) in work {
+            scope.spawn(move || correctives_block(dirs, features, &mut block));
+        }
+        correctives_block(own_dirs, features, &mut own);
+    });
+}
+
+/// Matrices with fewer rows than this (small test models) are not worth a thread.
+const PARALLEL_MIN_ROWS: usize = 4096;
+
+fn available_cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// Step 6 over one block of rows: `bodies[b][r] += posedirs row r · features[b]`.
+fn correctives_block(
+    posedirs: &[f32],
+    features: &[[f32; NUM_POSE_FEATURES]],
+    bodies: &mut [&mut [f32]],
+) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { pose_correctives_avx2(posedirs, features, vertices) };
+        unsafe { pose_correctives_avx2(posedirs, features, bodies) };
         return;
     }
-    pose_correctives(posedirs, features, vertices);
+    pose_correctives(posedirs, features, bodies);
 }
 
 /// The same loop with AVX2 and FMA intrinsics. [`dot_avx2`] performs exactly the operations of [`dot`] in the
@@ -212,7 +257,7 @@ fn add_pose_correctives(
 fn pose_correctives_avx2(
     posedirs: &[f32],
     features: &[[f32; NUM_POSE_FEATURES]],
-    vertices: &mut [Vec<f32>],
+    vertices: &mut [&mut [f32]],
 ) {
     for (row_index, row) in posedirs.chunks_exact(NUM_POSE_FEATURES).enumerate() {
         for (body, features) in vertices.iter_mut().zip(features) {
@@ -254,7 +299,7 @@ fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 fn pose_correctives(
     posedirs: &[f32],
     features: &[[f32; NUM_POSE_FEATURES]],
-    vertices: &mut [Vec<f32>],
+    vertices: &mut [&mut [f32]],
 ) {
     for (row_index, row) in posedirs.chunks_exact(NUM_POSE_FEATURES).enumerate() {
         for (body, features) in vertices.iter_mut().zip(features) {
@@ -355,27 +400,52 @@ mod tests {
     use super::super::{ModelKind, SparseWeights};
     use super::*;
 
-    #[test]
-    fn pose_correctives_match_the_portable_loop_bit_for_bit() {
+    /// Random posedirs, features and starting vertices for `bodies` bodies of `rows` coordinates.
+    fn correctives_case(
+        rows: usize,
+        bodies: usize,
+    ) -> (Vec<f32>, Vec<[f32; NUM_POSE_FEATURES]>, Vec<Vec<f32>>) {
         let mut rng = fastrand::Rng::with_seed(7);
-        let rows = 37;
-        let posedirs: Vec<f32> = (0..rows * NUM_POSE_FEATURES)
+        let posedirs = (0..rows * NUM_POSE_FEATURES)
             .map(|_| rng.f32() - 0.5)
             .collect();
-        let features: Vec<[f32; NUM_POSE_FEATURES]> = (0..3)
+        let features = (0..bodies)
             .map(|_| std::array::from_fn(|_| rng.f32() * 2.0 - 1.0))
             .collect();
-        let start: Vec<Vec<f32>> = (0..3)
+        let start = (0..bodies)
             .map(|_| (0..rows).map(|_| rng.f32()).collect())
             .collect();
+        (posedirs, features, start)
+    }
+
+    fn bits(v: &[Vec<f32>]) -> Vec<u32> {
+        v.iter().flatten().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn pose_correctives_match_the_portable_loop_bit_for_bit() {
+        let (posedirs, features, start) = correctives_case(37, 3);
         let mut dispatched = start.clone();
         add_pose_correctives(&posedirs, &features, &mut dispatched);
-        let mut portable = start;
-        pose_correctives(&posedirs, &features, &mut portable);
-        let bits =
-            |v: &[Vec<f32>]| -> Vec<u32> { v.iter().flatten().map(|x| x.to_bits()).collect() };
+        let mut portable = start.clone();
+        let mut slices: Vec<&mut [f32]> = portable.iter_mut().map(Vec::as_mut_slice).collect();
+        pose_correctives(&posedirs, &features, &mut slices);
         assert_eq!(bits(&dispatched), bits(&portable));
-        assert_ne!(bits(&dispatched), bits(&vec![vec![0.0; rows]; 3]));
+        assert_ne!(bits(&dispatched), bits(&start));
+    }
+
+    #[test]
+    fn rows_split_over_threads_give_the_same_bits() {
+        // One or two bodies of a large matrix are split over the cores; the result must not change.
+        for bodies in [1, 2] {
+            let (posedirs, features, start) = correctives_case(PARALLEL_MIN_ROWS + 5, bodies);
+            let mut split = start.clone();
+            add_pose_correctives(&posedirs, &features, &mut split);
+            let mut whole = start.clone();
+            let mut slices: Vec<&mut [f32]> = whole.iter_mut().map(Vec::as_mut_slice).collect();
+            correctives_block(&posedirs, &features, &mut slices);
+            assert_eq!(bits(&split), bits(&whole), "{bodies} bodies");
+        }
     }
 
     /// A two-vertex-per-joint toy model: vertex 2j sits at joint j, vertex 2j+1 one unit above it; each vertex
