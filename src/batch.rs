@@ -43,6 +43,8 @@ pub struct BatchJob<'a> {
     pub renderer: RenderHandle,
     /// Set when the user asks to stop (Ctrl-C): workers finish their frame and take no more.
     pub stop: Arc<AtomicBool>,
+    /// Counts frames as they finish (kept ones included), for callers that show progress (`serve --prerender`).
+    pub progress: Option<Arc<AtomicUsize>>,
 }
 
 /// How a run ended.
@@ -252,6 +254,12 @@ pub fn run(mut job: BatchJob<'_>) -> anyhow::Result<BatchOutcome> {
     if kept > 0 {
         tracing::info!(kept, "resuming: complete images kept");
     }
+    let count_done = |frames: usize| {
+        if let Some(progress) = &job.progress {
+            progress.fetch_add(frames, Ordering::Relaxed);
+        }
+    };
+    count_done(kept);
 
     let next = AtomicUsize::new(0);
     let (records, received) = sync_channel::<FrameRecord>(64);
@@ -279,6 +287,7 @@ pub fn run(mut job: BatchJob<'_>) -> anyhow::Result<BatchOutcome> {
         drop(records);
         for record in received {
             progress.tick();
+            count_done(1);
             report.frames.push(record);
         }
     });

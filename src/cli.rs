@@ -29,6 +29,8 @@ pub enum Command {
     MergeReports(MergeArgs),
     /// Check headless rendering: EGL devices, the GL renderer, the model in use, and one timed render.
     Doctor(DoctorArgs),
+    /// Serve sequences to the browser player: frames over HTTP and a WebSocket stream, the video, the API.
+    Serve(ServeArgs),
 }
 
 /// Where a sequence is and how its numbering maps to video frames.
@@ -177,6 +179,58 @@ pub struct RenderArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// What to serve: sequence folders (frames/ or NPZ files, optional video.mp4 or video.webm, optional
+    /// rendered/), library folders whose sub-folders are sequences, or a prototype root with videos/NAME.mp4,
+    /// npz_files/NAME/ and models/SMPLX_NEUTRAL.npz.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// The file frame number that shows video frame 0 [default: 1, or 0 when a file numbered 0 exists].
+    #[arg(long, value_name = "N")]
+    pub first_frame_number: Option<u32>,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    #[command(flatten)]
+    pub look: LookArgs,
+
+    /// What frames without valid parameters show.
+    #[arg(long, value_enum, default_value_t = FallbackPolicy::LastValid)]
+    pub fallback: FallbackPolicy,
+
+    /// How many frames back a fallback may reach for the last valid mesh.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_HOLD)]
+    pub max_hold: u32,
+
+    /// Frame rate of sequences without a readable video (MP4 timing wins when there is one) [default: 30].
+    #[arg(long, value_name = "FPS", env = "MESHREEL_FPS", value_parser = parse_fps)]
+    pub fps: Option<f64>,
+
+    /// Address to listen on; port 0 picks a free port (the address is printed as `listening on http://ADDR/`).
+    #[arg(long, value_name = "ADDR", default_value = crate::server::DEFAULT_BIND, env = "MESHREEL_BIND")]
+    pub bind: String,
+
+    /// Memory budget of the encoded-frame cache, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = crate::server::DEFAULT_CACHE_MB, env = "MESHREEL_CACHE_MB")]
+    pub cache_mb: u64,
+
+    /// Serve the player from this folder instead of the copy built into the binary (for working on the player).
+    #[arg(long, value_name = "DIR", env = "MESHREEL_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+
+    /// Pre-render every frame of every sequence into its rendered/ folder (with render_report.json) in the
+    /// background, at idle priority; a restart resumes it.
+    #[arg(long, env = "MESHREEL_PRERENDER")]
+    pub prerender: bool,
+
+    /// Render threads, and HTTP worker threads [default: the number of cores].
+    #[arg(long, value_name = "N", env = "MESHREEL_THREADS")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
 pub struct MergeArgs {
     /// The shard reports (render_report.shard-K-of-N.json), all of one run.
     #[arg(required = true)]
@@ -213,6 +267,13 @@ fn parse_floats<const N: usize>(text: &str) -> Result<[f32; N], String> {
         Ok(values)
     } else {
         Err(format!("'{text}' has a non-finite value"))
+    }
+}
+
+fn parse_fps(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(fps) if fps.is_finite() && fps > 0.0 && fps <= 1000.0 => Ok(fps),
+        _ => Err(format!("'{text}' is not a frame rate between 0 and 1000")),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::report::{Report, Shard};
 use crate::body::{BodyModel, ForwardOptions, load_smplx};
 use crate::cli::{
     CheckArgs, Command, DoctorArgs, LookArgs, MergeArgs, MeshArgs, ModelArgs, RenderArgs,
-    SequenceArgs,
+    SequenceArgs, ServeArgs,
 };
 use crate::frames::npz::NpzLimits;
 use crate::frames::{ReadOptions, Sequence, SequenceOptions, discover, read_frame};
@@ -35,6 +35,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Render(args) => render(&args),
         Command::MergeReports(args) => merge_reports(&args),
         Command::Doctor(args) => doctor(&args),
+        Command::Serve(args) => serve(&args),
     }
 }
 
@@ -373,6 +374,7 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         threads,
         renderer,
         stop: stop_on_ctrl_c(),
+        progress: None,
     };
     let outcome = crate::batch::run(job)?;
     let report = &outcome.report;
@@ -395,6 +397,56 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let workers = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+        .max(1);
+    // Each render thread draws whole images, so the CPU backend splits none of them further.
+    let renderer = RenderHandle::spawn(args.look.renderer, args.look.egl_device, 1)?;
+    tracing::info!(renderer = renderer.description(), "rendering");
+    let cache_bytes =
+        usize::try_from(args.cache_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+    let config = crate::server::ServerConfig {
+        paths: args.paths.clone(),
+        model: args.model.model.clone(),
+        mesh: mesh_settings(&args.model),
+        look: look(&args.look),
+        camera: CameraOptions {
+            focal: args.look.focal,
+            princpt: args.look.princpt,
+        },
+        fallback: FallbackSettings {
+            policy: args.fallback,
+            max_hold: args.max_hold,
+        },
+        size: args.look.size,
+        fps: args.fps,
+        first_frame_number: args.first_frame_number,
+        renderer,
+        cache_bytes,
+        web_dir: args.web_dir.clone(),
+        prerender: args.prerender,
+        workers,
+    };
+    let state = crate::server::AppState::start(config)?;
+    let listener = std::net::TcpListener::bind(&args.bind)
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let address = listener.local_addr()?;
+    // Scripts and tests read the address from this line, so it goes to stdout and is flushed at once.
+    let mut out = std::io::stdout().lock();
+    let printed = writeln!(out, "listening on http://{address}/").and_then(|()| out.flush());
+    drop(out);
+    finish_output(printed)?;
+    actix_web::rt::System::new().block_on(crate::server::run(listener, state, async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C; stop the server another way");
+            std::future::pending::<()>().await;
+        }
+    }))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Largest report file `merge-reports` reads: about 500 bytes a frame, so room for a million frames.

@@ -11,6 +11,7 @@ use crate::render::RgbaImage;
     Default,
     PartialEq,
     Eq,
+    Hash,
     clap::ValueEnum,
     serde::Serialize,
     serde::Deserialize,

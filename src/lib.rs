@@ -11,6 +11,7 @@
 //! - [`render`]: meshes and cameras → RGBA pixels (headless GL on one render thread), and placeholders.
 //! - [`encode`]: RGBA → PNG / WebP bytes.
 //! - [`report`]: `render_report.json`: what happened to every frame of a batch run, and merging shard reports.
+//! - [`server`]: `meshreel serve` — the HTTP/WebSocket API, frame cache and render pool behind the player.
 //! - [`commands`]: the subcommands, on top of the stages; [`cli`] declares their flags.
 //! - [`synth`]: synthetic model and frame files in the real layouts, for tests, benchmarks and samples.
 //! - [`demo`]: the demo sequence (`data-samples/demo`): an actor video, its parameter files with faults, and the
@@ -27,4 +28,5 @@ pub mod mesh_file;
 pub mod pipeline;
 pub mod render;
 pub mod report;
+pub mod server;
 pub mod synth;

@@ -675,6 +675,217 @@ pub fn write_frame_file(
     contents.write(path, compressed)
 }
 
+/// A synthetic MP4's frame timing: what the sample table says, with no real picture data (the samples are
+/// filler bytes, so it does not decode). For testing container timing: rates, B-frame reordering, edit lists.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SynthMp4 {
+    pub width: u16,
+    pub height: u16,
+    /// Track ticks per second.
+    pub timescale: u32,
+    /// Decode duration of each frame, in ticks; one entry per frame.
+    pub frame_ticks: Vec<u32>,
+    /// Composition offsets (`ctts`), one per frame, when the frames are reordered.
+    pub composition_offsets: Option<Vec<u32>>,
+    /// Edit list: an empty edit of this many movie ticks (timescale 1000), then presentation from this media time.
+    pub empty_edit_ms: u32,
+    pub edit_media_time: Option<u32>,
+}
+
+impl SynthMp4 {
+    /// `frames` frames at a constant rate of `timescale / ticks` frames per second.
+    pub fn constant(
+        frames: usize,
+        timescale: u32,
+        ticks: u32,
+        width: u16,
+        height: u16,
+    ) -> SynthMp4 {
+        SynthMp4 {
+            width,
+            height,
+            timescale,
+            frame_ticks: vec![ticks; frames],
+            composition_offsets: None,
+            empty_edit_ms: 0,
+            edit_media_time: None,
+        }
+    }
+
+    /// The file's bytes: `ftyp`, `mdat`, then `moov` (as a file not made "fast start").
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let frames = self.frame_ticks.len() as u32;
+        let ftyp = mp4_box(
+            b"ftyp",
+            &[
+                b"isom".as_slice(),
+                &512u32.to_be_bytes(),
+                b"isomiso2avc1mp41",
+            ]
+            .concat(),
+        );
+        const SAMPLE_BYTES: u32 = 16;
+        let mdat = mp4_box(b"mdat", &vec![0u8; (SAMPLE_BYTES * frames) as usize]);
+        let chunk_offset = (ftyp.len() + 8) as u32;
+        let media_ticks: u64 = self.frame_ticks.iter().map(|t| u64::from(*t)).sum();
+        let movie_ms = (media_ticks * 1000 / u64::from(self.timescale.max(1))) as u32;
+
+        let mut mvhd = full_box_header(0, 0);
+        for value in [0u32, 0, 1000, movie_ms, 0x0001_0000] {
+            mvhd.extend(value.to_be_bytes());
+        }
+        mvhd.extend(0x0100u16.to_be_bytes());
+        mvhd.extend([0u8; 10]);
+        mvhd.extend(unity_matrix());
+        mvhd.extend([0u8; 24]);
+        mvhd.extend(2u32.to_be_bytes());
+
+        let mut tkhd = full_box_header(0, 3);
+        for value in [0u32, 0, 1, 0, movie_ms] {
+            tkhd.extend(value.to_be_bytes());
+        }
+        tkhd.extend([0u8; 8]);
+        tkhd.extend([0u8; 8]); // layer, alternate group, volume, reserved
+        tkhd.extend(unity_matrix());
+        tkhd.extend((u32::from(self.width) << 16).to_be_bytes());
+        tkhd.extend((u32::from(self.height) << 16).to_be_bytes());
+
+        let mut edts = Vec::new();
+        if self.empty_edit_ms > 0 || self.edit_media_time.is_some() {
+            let mut elst = full_box_header(0, 0);
+            let mut entries: Vec<(u32, i32)> = Vec::new();
+            if self.empty_edit_ms > 0 {
+                entries.push((self.empty_edit_ms, -1));
+            }
+            entries.push((movie_ms, self.edit_media_time.unwrap_or(0) as i32));
+            elst.extend((entries.len() as u32).to_be_bytes());
+            for (duration, media_time) in entries {
+                elst.extend(duration.to_be_bytes());
+                elst.extend(media_time.to_be_bytes());
+                elst.extend(0x0001_0000u32.to_be_bytes());
+            }
+            edts = mp4_box(b"edts", &mp4_box(b"elst", &elst));
+        }
+
+        let mut mdhd = full_box_header(0, 0);
+        for value in [0u32, 0, self.timescale, media_ticks as u32] {
+            mdhd.extend(value.to_be_bytes());
+        }
+        mdhd.extend(0x55c4u16.to_be_bytes());
+        mdhd.extend(0u16.to_be_bytes());
+
+        let mut hdlr = full_box_header(0, 0);
+        hdlr.extend(0u32.to_be_bytes());
+        hdlr.extend(b"vide");
+        hdlr.extend([0u8; 12]);
+        hdlr.extend(b"VideoHandler\0");
+
+        let mut vmhd = full_box_header(0, 1);
+        vmhd.extend([0u8; 8]);
+        let mut dref = full_box_header(0, 0);
+        dref.extend(1u32.to_be_bytes());
+        dref.extend(mp4_box(b"url ", &full_box_header(0, 1)));
+        let dinf = mp4_box(b"dinf", &mp4_box(b"dref", &dref));
+
+        // avc1 sample entry with a stand-in avcC (the parser stores it without decoding it).
+        let mut avc1 = vec![0u8; 6];
+        avc1.extend(1u16.to_be_bytes());
+        avc1.extend([0u8; 16]);
+        avc1.extend(self.width.to_be_bytes());
+        avc1.extend(self.height.to_be_bytes());
+        avc1.extend(0x0048_0000u32.to_be_bytes());
+        avc1.extend(0x0048_0000u32.to_be_bytes());
+        avc1.extend(0u32.to_be_bytes());
+        avc1.extend(1u16.to_be_bytes());
+        avc1.extend([0u8; 32]);
+        avc1.extend(0x0018u16.to_be_bytes());
+        avc1.extend((-1i16).to_be_bytes());
+        avc1.extend(mp4_box(
+            b"avcC",
+            &[
+                1, 66, 0, 30, 0xff, 0xe1, 0, 4, 0x67, 66, 0, 30, 1, 0, 2, 0x68, 0xce,
+            ],
+        ));
+        let mut stsd = full_box_header(0, 0);
+        stsd.extend(1u32.to_be_bytes());
+        stsd.extend(mp4_box(b"avc1", &avc1));
+
+        let runs = |values: &[u32]| -> Vec<(u32, u32)> {
+            values
+                .chunk_by(|a, b| a == b)
+                .map(|run| (run.len() as u32, run[0]))
+                .collect()
+        };
+        let run_table = |values: &[u32]| {
+            let runs = runs(values);
+            let mut table = full_box_header(0, 0);
+            table.extend((runs.len() as u32).to_be_bytes());
+            for (count, value) in runs {
+                table.extend(count.to_be_bytes());
+                table.extend(value.to_be_bytes());
+            }
+            table
+        };
+        let mut stbl = mp4_box(b"stsd", &stsd);
+        stbl.extend(mp4_box(b"stts", &run_table(&self.frame_ticks)));
+        if let Some(offsets) = &self.composition_offsets {
+            stbl.extend(mp4_box(b"ctts", &run_table(offsets)));
+        }
+        let mut stsc = full_box_header(0, 0);
+        for value in [1u32, 1, frames, 1] {
+            stsc.extend(value.to_be_bytes());
+        }
+        stbl.extend(mp4_box(b"stsc", &stsc));
+        let mut stsz = full_box_header(0, 0);
+        for value in [0u32, frames] {
+            stsz.extend(value.to_be_bytes());
+        }
+        for _ in 0..frames {
+            stsz.extend(SAMPLE_BYTES.to_be_bytes());
+        }
+        stbl.extend(mp4_box(b"stsz", &stsz));
+        let mut stco = full_box_header(0, 0);
+        stco.extend(1u32.to_be_bytes());
+        stco.extend(chunk_offset.to_be_bytes());
+        stbl.extend(mp4_box(b"stco", &stco));
+
+        let minf = [mp4_box(b"vmhd", &vmhd), dinf, mp4_box(b"stbl", &stbl)].concat();
+        let mdia = [
+            mp4_box(b"mdhd", &mdhd),
+            mp4_box(b"hdlr", &hdlr),
+            mp4_box(b"minf", &minf),
+        ]
+        .concat();
+        let trak = [mp4_box(b"tkhd", &tkhd), edts, mp4_box(b"mdia", &mdia)].concat();
+        let moov = [mp4_box(b"mvhd", &mvhd), mp4_box(b"trak", &trak)].concat();
+        [ftyp, mdat, mp4_box(b"moov", &moov)].concat()
+    }
+
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        std::fs::write(path, self.to_bytes())
+    }
+}
+
+fn mp4_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+    let mut out = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+    out.extend(kind);
+    out.extend(payload);
+    out
+}
+
+fn full_box_header(version: u8, flags: u32) -> Vec<u8> {
+    let mut out = vec![version];
+    out.extend(&flags.to_be_bytes()[1..]);
+    out
+}
+
+fn unity_matrix() -> Vec<u8> {
+    [0x0001_0000u32, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
