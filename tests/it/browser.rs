@@ -1,0 +1,48 @@
+//! The player end to end in headless Chromium (tests/browser/player.e2e.mjs, playwright-core from npm). Outside
+//! CI it skips, saying why, when Node, the npm packages or Chromium are missing; in CI (which installs them)
+//! a missing piece fails it.
+
+use std::path::Path;
+use std::process::Command;
+
+fn missing_piece(root: &Path) -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("Node.js is not installed".to_string());
+    }
+    if !root
+        .join("tests/browser/node_modules/playwright-core")
+        .is_dir()
+    {
+        return Some(
+            "playwright-core is not installed (run `npm ci` in tests/browser)".to_string(),
+        );
+    }
+    if !Path::new(&chromium).exists() {
+        return Some(format!(
+            "no Chromium at {chromium} (apt-get install chromium)"
+        ));
+    }
+    None
+}
+
+#[test]
+fn the_player_shows_each_presented_frames_own_overlay() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(missing) = missing_piece(root) {
+        if std::env::var_os("CI").is_some() {
+            panic!("the browser test must run in CI: {missing}");
+        }
+        eprintln!("skipping the browser test: {missing}");
+        return;
+    }
+    let output = Command::new("node")
+        .arg(root.join("tests/browser/player.e2e.mjs"))
+        .env("MESHREEL_BIN", env!("CARGO_BIN_EXE_meshreel"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+}
