@@ -3,7 +3,6 @@
 #![allow(clippy::needless_range_loop)] // the reference implementation reads like the equations, index by index
 
 mod batch;
-mod browser;
 mod cli;
 mod demo;
 mod forward;

@@ -1,6 +1,10 @@
 //! The player end to end in headless Chromium (tests/browser/player.e2e.mjs, playwright-core from npm). Outside
 //! CI it skips, saying why, when Node, the npm packages or Chromium are missing; in CI (which installs them)
 //! a missing piece fails it.
+//!
+//! A test binary of its own, unlike the rest (tests/it/): cargo runs test binaries one after another, so playback
+//! timing is measured with no other test competing for the cores.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::path::Path;
 use std::process::Command;
