@@ -231,18 +231,21 @@ pub fn run(mut job: BatchJob<'_>) -> anyhow::Result<BatchOutcome> {
             shard: job.shard,
         },
         Environment {
+            backend: job.renderer.backend().to_string(),
             renderer: job.renderer.description().to_string(),
             threads: job.threads,
         },
     );
 
-    // Frames already complete from an earlier run are kept when resuming; the plan says what they show.
+    // Frames already complete from an earlier run are kept when resuming, if that run drew them the same way;
+    // the plan says what they show.
+    let resume = job.resume && earlier_run_matches(&job.out.join(report_name(job.shard)), &report);
     let mut todo = Vec::with_capacity(selected.len());
     for index in selected {
         let number = sequence.frames[index].number;
         let path = job.out.join(image_name(number, job.format));
         let writes_image = !matches!(plan[index], Plan::Skip { .. });
-        if job.resume && writes_image && is_complete(&path, job.format) {
+        if resume && writes_image && is_complete(&path, job.format) {
             report.frames.push(resumed_record(
                 sequence, &plan, &validity, index, job.format,
             ));
@@ -315,6 +318,42 @@ fn input_files(sequence: &Sequence, index: usize) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// Whether the images of the earlier run whose report is at `path` may be kept by the run about to start: the
+/// same size, format, fallback, model and backend. Without a report (a run killed outright) they are kept.
+fn earlier_run_matches(path: &Path, current: &Report) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        tracing::info!("resuming without an earlier report: complete images are kept as they are");
+        return true;
+    };
+    let earlier = match Report::from_json(&text) {
+        Ok(report) => report,
+        Err(error) => {
+            tracing::warn!(%error, "not resuming: the earlier report cannot be read; rendering every frame");
+            return false;
+        }
+    };
+    let identity = |r: &Report| {
+        (
+            (r.settings.width, r.settings.height),
+            r.settings.format.clone(),
+            (r.settings.fallback.clone(), r.settings.max_hold),
+            (r.inputs.model.kind.clone(), r.inputs.model.sha256.clone()),
+            (r.inputs.hand_mean, r.inputs.mesh_source.clone()),
+            r.environment.backend.clone(),
+        )
+    };
+    let same = identity(&earlier) == identity(current);
+    if !same {
+        tracing::warn!(
+            earlier = ?identity(&earlier),
+            now = ?identity(current),
+            "not resuming: the earlier run used other settings (size, format, fallback, model or backend); \
+             rendering every frame"
+        );
+    }
+    same
 }
 
 /// The record of a frame whose image an earlier run completed.

@@ -198,7 +198,11 @@ pub struct Settings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
-    /// The GL renderer string.
+    /// The backend that drew the images, `gl` or `cpu`: part of the images' identity (the two may differ in a few
+    /// edge pixels). Empty in reports written before it was recorded.
+    #[serde(default)]
+    pub backend: String,
+    /// The backend's description: the GL renderer string, or the CPU rasterizer.
     pub renderer: String,
     pub threads: usize,
 }
@@ -633,6 +637,7 @@ mod tests {
 
     fn environment() -> Environment {
         Environment {
+            backend: "gl".into(),
             renderer: "llvmpipe".into(),
             threads: 2,
         }

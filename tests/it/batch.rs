@@ -215,6 +215,25 @@ fn resume_keeps_complete_images_and_redoes_the_rest_identically() {
 }
 
 #[test]
+fn resume_keeps_nothing_drawn_another_way() {
+    let dir = temp_dir();
+    let sequence = faulty_sequence(dir.path());
+    let out = dir.path().join("out");
+    let first = render(&sequence, &out, &["--renderer", "cpu"]);
+    assert_eq!(first.environment.backend, "cpu");
+    let same = render(&sequence, &out, &["--renderer", "cpu", "--resume"]);
+    assert_eq!(same.frames.iter().filter(|f| f.resumed).count(), 12);
+    // Another fallback rule changes what frames show: nothing is kept.
+    let changed = render(
+        &sequence,
+        &out,
+        &["--renderer", "cpu", "--resume", "--max-hold", "1"],
+    );
+    assert_eq!(changed.frames.iter().filter(|f| f.resumed).count(), 0);
+    assert_eq!(changed.counts.total, 12);
+}
+
+#[test]
 fn shards_merged_equal_one_run_and_the_same_bytes() {
     if gl_or_skip().is_none() {
         return;

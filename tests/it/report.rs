@@ -67,6 +67,7 @@ fn realistic_report() -> Report {
         shard: Shard { index: 0, count: 1 },
     };
     let environment = Environment {
+        backend: "gl".into(),
         renderer: "llvmpipe (LLVM 15.0.6, 256 bits), OpenGL 4.5".into(),
         threads: 2,
     };
