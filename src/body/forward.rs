@@ -249,9 +249,10 @@ fn correctives_block(
     pose_correctives(posedirs, features, bodies);
 }
 
-/// The same loop with AVX2 and FMA intrinsics. [`dot_avx2`] performs exactly the operations of [`dot`] in the
-/// same order (fused multiply-adds are exactly rounded everywhere), so the result is bit-identical to the
-/// portable build.
+/// The same sums with AVX2 and FMA intrinsics, each `body[r] += dot(row r, features)` computed exactly as
+/// [`dot`] does (fused multiply-adds are exactly rounded everywhere), so the result is bit-identical to the
+/// portable build. Only the order of the (independent) sums differs: blocks of rows stay in L1 while every
+/// body's features pass over them, and rows go in pairs so each features load serves two rows.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn pose_correctives_avx2(
@@ -259,9 +260,22 @@ fn pose_correctives_avx2(
     features: &[[f32; NUM_POSE_FEATURES]],
     vertices: &mut [&mut [f32]],
 ) {
-    for (row_index, row) in posedirs.chunks_exact(NUM_POSE_FEATURES).enumerate() {
+    /// Rows per block: 8 rows of 486 floats (15.5 KB) stay in L1.
+    const BLOCK_ROWS: usize = 8;
+    let rows: Vec<&[f32]> = posedirs.chunks_exact(NUM_POSE_FEATURES).collect();
+    for (block_index, block) in rows.chunks(BLOCK_ROWS).enumerate() {
+        let first_row = block_index * BLOCK_ROWS;
         for (body, features) in vertices.iter_mut().zip(features) {
-            body[row_index] += dot_avx2(row, features);
+            let body = &mut body[first_row..first_row + block.len()];
+            let (pairs, last) = block.as_chunks::<2>();
+            for (pair_index, [a, b]) in pairs.iter().enumerate() {
+                let (da, db) = dot2_avx2(a, b, features);
+                body[2 * pair_index] += da;
+                body[2 * pair_index + 1] += db;
+            }
+            if let Some(row) = last.first() {
+                body[block.len() - 1] += dot_avx2(row, features);
+            }
         }
     }
 }
@@ -286,13 +300,49 @@ fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
             *sum = _mm256_fmadd_ps(xv, yv, *sum);
         }
     }
-    let tail = dot_tail(a_rest, b_rest);
-    // The folds of `dot`: lanes 0..16 += 16..32, 0..8 += 8..16, 0..4 += 4..8, 0..2 += 2..4, 0 += 1.
+    fold_avx2(acc) + dot_tail(a_rest, b_rest)
+}
+
+/// [`dot`] of two rows with the same features, each summed exactly as [`dot_avx2`] sums one.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dot2_avx2(a: &[f32], b: &[f32], features: &[f32]) -> (f32, f32) {
+    use std::arch::x86_64::*;
+    let (a_chunks, a_rest) = a.as_chunks::<DOT_LANES>();
+    let (b_chunks, b_rest) = b.as_chunks::<DOT_LANES>();
+    let (f_chunks, f_rest) = features.as_chunks::<DOT_LANES>();
+    let mut acc_a = [_mm256_setzero_ps(); DOT_LANES / 8];
+    let mut acc_b = [_mm256_setzero_ps(); DOT_LANES / 8];
+    for ((x, y), f) in a_chunks.iter().zip(b_chunks).zip(f_chunks) {
+        for k in 0..DOT_LANES / 8 {
+            // SAFETY: all three chunks hold DOT_LANES floats and 8·k + 8 <= DOT_LANES.
+            let (xv, yv, fv) = unsafe {
+                (
+                    _mm256_loadu_ps(x.as_ptr().add(8 * k)),
+                    _mm256_loadu_ps(y.as_ptr().add(8 * k)),
+                    _mm256_loadu_ps(f.as_ptr().add(8 * k)),
+                )
+            };
+            acc_a[k] = _mm256_fmadd_ps(xv, fv, acc_a[k]);
+            acc_b[k] = _mm256_fmadd_ps(yv, fv, acc_b[k]);
+        }
+    }
+    (
+        fold_avx2(acc_a) + dot_tail(a_rest, f_rest),
+        fold_avx2(acc_b) + dot_tail(b_rest, f_rest),
+    )
+}
+
+/// The folds of [`dot`]: lanes 0..16 += 16..32, 0..8 += 8..16, 0..4 += 4..8, 0..2 += 2..4, 0 += 1.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fold_avx2(acc: [std::arch::x86_64::__m256; DOT_LANES / 8]) -> f32 {
+    use std::arch::x86_64::*;
     let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
     let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let h = _mm_add_ps(q, _mm_movehl_ps(q, q));
     let s = _mm_add_ss(h, _mm_shuffle_ps::<1>(h, h));
-    _mm_cvtss_f32(s) + tail
+    _mm_cvtss_f32(s)
 }
 
 #[inline(always)]
