@@ -194,7 +194,9 @@ impl SequenceState {
                 .frames
                 .last()
                 .map_or(sequence.first_number, |f| f.number);
-            let detail = if timing.frame_count > npz_len {
+            let detail = if timing.frame_count == npz_len + 1 {
+                format!("video frame {npz_len} has no NPZ file (missing_file)")
+            } else if timing.frame_count > npz_len {
                 format!(
                     "video frames {npz_len}–{} have no NPZ file (missing_file)",
                     timing.frame_count - 1

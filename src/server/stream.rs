@@ -7,6 +7,9 @@
 //! - Seeks (a playhead outside the current window, or a change of direction) drop the old window's queued work:
 //!   its jobs carry this connection's cancellation token.
 //!
+//! - Nothing is pushed before the first playhead message. Frames are fetched in window order but sent as they
+//!   are ready, so neighbours may arrive out of order: the header names each frame.
+//!
 //! Binary messages: a 4-byte little-endian header length, a UTF-8 JSON header, then the image bytes.
 
 use std::collections::{HashSet, VecDeque};
@@ -125,6 +128,8 @@ struct Connection {
     session: Session,
     format: ImageFormat,
     playhead: usize,
+    /// Nothing is pushed before the first playhead message.
+    started: bool,
     rate: f64,
     playing: bool,
     /// Bumped on every seek; queued work of older generations is dropped.
@@ -149,6 +154,7 @@ impl Connection {
             session,
             format,
             playhead: 0,
+            started: false,
             rate: 1.0,
             playing: false,
             token: Arc::new(AtomicU64::new(0)),
@@ -250,7 +256,7 @@ impl Connection {
         while self.unacked.len() + fetches.len() < MAX_IN_FLIGHT {
             let (index, wanted) = if let Some(index) = self.wants.pop_front() {
                 (index, true)
-            } else {
+            } else if self.started {
                 let window = self.window();
                 let next = (0..window)
                     .map_while(|step| self.ahead(step))
@@ -259,6 +265,8 @@ impl Connection {
                     Some(index) => (index, false),
                     None => return,
                 }
+            } else {
+                return;
             };
             self.fetching.insert(index);
             let (priority, cancel) = if wanted {
@@ -331,7 +339,8 @@ impl Connection {
                 };
                 let rate = if rate.is_finite() { rate } else { 1.0 };
                 let turned = (rate < 0.0) != self.backwards();
-                let jumped = !self.in_window(frame) && frame != self.playhead;
+                let jumped = !self.started || (!self.in_window(frame) && frame != self.playhead);
+                self.started = true;
                 self.rate = rate;
                 self.playing = playing;
                 if turned || jumped {

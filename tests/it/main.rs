@@ -10,4 +10,5 @@ mod frames;
 mod npz;
 mod render;
 mod report;
+mod server;
 mod support;
