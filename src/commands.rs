@@ -404,8 +404,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
         .max(1);
-    // Each render thread draws whole images, so the CPU backend splits none of them further.
-    let renderer = RenderHandle::spawn(args.look.renderer, args.look.egl_device, 1)?;
+    // A lone request is waited for: the CPU backend splits each image over the cores, which shortens it (the
+    // pose correctives split themselves too); under load the extra band threads cost little.
+    let renderer = RenderHandle::spawn(args.look.renderer, args.look.egl_device, workers)?;
     tracing::info!(renderer = renderer.description(), "rendering");
     let cache_bytes =
         usize::try_from(args.cache_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
