@@ -94,6 +94,8 @@ pub struct SequenceState {
     pub size_source: &'static str,
     pub fallback: FallbackSettings,
     validity: RwLock<Vec<Option<Validity>>>,
+    /// Frames whose validity is not known yet.
+    unscanned: AtomicUsize,
     scanned: AtomicBool,
     render_errors: Mutex<BTreeMap<usize, String>>,
     pub rendered_dir: PathBuf,
@@ -294,7 +296,7 @@ impl SequenceState {
             tracing::info!(sequence = %source.name, "{note}");
             warnings.push(note);
         }
-        let scanned = validity[..scan_len].iter().all(Option::is_some);
+        let unscanned = validity[..scan_len].iter().filter(|v| v.is_none()).count();
         Ok(SequenceState {
             key,
             id,
@@ -308,7 +310,8 @@ impl SequenceState {
             size_source,
             fallback: settings.fallback,
             validity: RwLock::new(validity),
-            scanned: AtomicBool::new(scanned),
+            unscanned: AtomicUsize::new(unscanned),
+            scanned: AtomicBool::new(unscanned == 0),
             render_errors: Mutex::new(BTreeMap::new()),
             rendered_dir: source.rendered_dir.clone(),
             prerendered,
@@ -361,14 +364,19 @@ impl SequenceState {
             })
             .collect();
         let read = found.len();
+        if read == 0 {
+            return 0;
+        }
         let mut validity = self.write_validity();
         for (index, found) in found {
-            if let Some(entry) = validity.get_mut(index) {
-                entry.get_or_insert(found);
+            if let Some(entry) = validity.get_mut(index)
+                && entry.is_none()
+            {
+                *entry = Some(found);
+                if self.unscanned.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    self.scanned.store(true, Ordering::Release);
+                }
             }
-        }
-        if validity.iter().all(Option::is_some) {
-            self.scanned.store(true, Ordering::Release);
         }
         read
     }

@@ -480,10 +480,12 @@ impl FrameStore {
             (_, Some(image)) => image,
         };
         let started = Instant::now();
-        let bytes = match encode(&image, key.format) {
+        let mut bytes = match encode(&image, key.format) {
             Ok(bytes) => bytes,
             Err(error) => return fail(meta, error.to_string()),
         };
+        // The encoder reserves for the worst case (a quarter of the pixels); a cached frame keeps only its bytes.
+        bytes.shrink_to_fit();
         let encode_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.stats.record_render(render_ms, encode_ms);
         sequence.clear_render_error(index);
