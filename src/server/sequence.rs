@@ -800,10 +800,11 @@ fn report_differences(
     if report.inputs.mesh_source != mesh_source {
         out.push(format!("mesh source {}", report.inputs.mesh_source));
     }
-    let backend = if report.environment.renderer.starts_with("meshreel CPU") {
-        "cpu"
-    } else {
-        "gl"
+    // Reports written before the backend was recorded name it only in the renderer's description.
+    let backend = match report.environment.backend.as_str() {
+        "" if report.environment.renderer.starts_with("meshreel CPU") => "cpu",
+        "" => "gl",
+        recorded => recorded,
     };
     if backend != settings.renderer.backend() {
         out.push(format!(
