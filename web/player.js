@@ -84,11 +84,12 @@ function indexAtMediaTime(mediaTime) {
   return clampIndex(Math.round((mediaTime - state.start) * state.fps));
 }
 
-/** Shows frame `index`'s overlay now, or hides the overlay and counts a miss if it is not here yet. */
-function present(index) {
+/** Shows frame `index`'s overlay now, or hides the overlay and counts a miss if it is not here yet (or it is
+ * too late to show it). */
+function present(index, { late = false } = {}) {
   state.current = index;
   state.target = null;
-  const frame = store.get(index);
+  const frame = late ? null : store.get(index);
   if (frame) {
     drawOverlay(frame);
   } else {
@@ -97,7 +98,7 @@ function present(index) {
     ui.overlay.dataset.status = 'miss';
     state.shown = null;
     if (state.playing && performance.now() - state.playStartedAt > WARM_UP_MS) state.misses += 1;
-    request(index);
+    if (!late) request(index);
   }
   reportPlayhead(false);
   timeline.setPlayhead(index);
@@ -123,7 +124,7 @@ function drawOverlay(frame) {
 
 /** Fetches one frame over HTTP (a seek, a step, or a frame the stream has not brought in time). */
 function request(index) {
-  if (store.has(index) || store.pending.has(index)) return;
+  if (index < 0 || index >= state.count || store.has(index) || store.pending.has(index)) return;
   store.pending.add(index);
   const token = state.loadToken;
   fetchFrame(state.id, index)
@@ -162,7 +163,12 @@ function onVideoFrame(now, metadata) {
     state.dropped += Math.max(0, metadata.presentedFrames - state.lastPresentedFrames - 1);
   }
   state.lastPresentedFrames = metadata.presentedFrames;
-  present(indexAtMediaTime(metadata.mediaTime));
+  const index = indexAtMediaTime(metadata.mediaTime);
+  // A callback running more than a frame after its frame's display time (a starved main thread) means the
+  // video has most likely moved on already: showing this frame's overlay now would pair it with the next
+  // picture, so it counts as a miss instead. Callbacks normally arrive about half a frame early.
+  if (state.playing && now - metadata.expectedDisplayTime > 1000 / state.fps) present(index, { late: true });
+  else present(index);
   ui.video.requestVideoFrameCallback(onVideoFrame);
 }
 
@@ -194,7 +200,9 @@ function setPlaying(playing) {
     return;
   }
   state.playing = playing;
-  state.clock = playing ? { startedAt: performance.now(), startFrame: state.current } : null;
+  // Playing from the last frame starts again from the first.
+  const from = state.current >= state.count - 1 ? 0 : Math.max(state.current, 0);
+  state.clock = playing ? { startedAt: performance.now(), startFrame: from } : null;
   if (playing) {
     state.playStartedAt = performance.now();
     requestAnimationFrame(tickClock);
@@ -387,7 +395,7 @@ async function loadSequence(id) {
   timeline.setStatus(meta.timeline?.status ?? '');
   showPrerender(meta.prerender);
   renderStats(null);
-  ui.stage.classList.toggle('no-video', !state.hasVideo);
+  ui.stage.classList.toggle('without-video', !state.hasVideo);
   ui.video.hidden = !state.hasVideo;
   ui.noVideo.hidden = state.hasVideo;
   stream = new FrameStream(id, {

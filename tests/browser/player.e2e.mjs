@@ -22,10 +22,10 @@ const screenshot = process.env.MESHREEL_UPDATE_SCREENSHOT
   ? path.join(root, 'docs/player.png')
   : path.join(root, 'target/player.png');
 
-function startServer() {
+function startServer(sequence = 'data-samples/demo') {
   const server = spawn(
     binary,
-    ['serve', path.join(root, 'data-samples/demo'), '--bind', '127.0.0.1:0', '--renderer', 'cpu'],
+    ['serve', path.join(root, sequence), '--bind', '127.0.0.1:0', '--renderer', 'cpu'],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } },
   );
   return new Promise((resolve, reject) => {
@@ -90,6 +90,8 @@ function installMonitor() {
       sincePlay: window.e2e.playStartedAt === null ? null : performance.now() - window.e2e.playStartedAt,
       code: readCode(),
       media: Math.round(metadata.mediaTime * 30),
+      // How late this callback runs against the frame's expected display time (ms; negative is early).
+      late: Math.round(now - metadata.expectedDisplayTime),
       overlay: overlay.dataset.frame === '' ? null : Number(overlay.dataset.frame),
       status: overlay.dataset.status,
     });
@@ -156,6 +158,10 @@ async function run() {
     console.log(`presented frames seen: ${samples.length}, with a readable code: ${coded.length}`);
     console.log(`mediaTime·fps rounded names the coded frame in ${mediaAgrees} of ${coded.length}`);
     console.log(`overlay names another frame: ${mismatched.length}`);
+    const lateness = coded.map((s) => s.late).sort((a, b) => a - b);
+    const at = (q) => lateness[Math.min(lateness.length - 1, Math.floor(q * lateness.length))];
+    console.log(`callback lateness against expectedDisplayTime, ms: p10 ${at(0.1)}, p50 ${at(0.5)}, ` +
+      `p90 ${at(0.9)}, max ${at(1)}; of mismatched: ${JSON.stringify(mismatched.map((s) => s.late))}`);
     console.log(`after the first second of playing: ${own.length} of ${warm.length} show their own overlay`);
     if (coded.length < samples.length * 0.95) failures.push('the frame code could not be read in most frames');
     if (mismatched.length) {
@@ -179,10 +185,53 @@ async function run() {
     await page.screenshot({ path: screenshot });
     console.log(`screenshot: ${path.relative(root, screenshot)}`);
   } finally {
-    await browser.close();
     server.kill('SIGINT');
   }
+  try {
+    await withoutVideo(browser, failures);
+  } finally {
+    await browser.close();
+  }
   return failures;
+}
+
+/** A sequence without a video plays on a clock over a neutral background, overlay and all. */
+async function withoutVideo(browser, failures) {
+  const { server, url } = await startServer('data-samples/mini');
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const pageErrors = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(`${url}/`);
+    await page.waitForFunction(() => window.meshreel && window.meshreel.ready, null, { timeout: 30_000 });
+    await page.waitForFunction(() => document.getElementById('overlay').dataset.frame === '0', null,
+      { timeout: 15_000 });
+    await page.click('#play');
+    await page.waitForTimeout(1000);
+    const seen = await page.evaluate(() => {
+      const stage = document.getElementById('stage').getBoundingClientRect();
+      const overlay = document.getElementById('overlay').getBoundingClientRect();
+      return {
+        frame: Number(document.getElementById('overlay').dataset.frame || -1),
+        current: window.meshreel.state.current,
+        stage: [stage.width, stage.height],
+        overlay: [overlay.width, overlay.height],
+      };
+    });
+    console.log(`without a video, after 1 s of playing: ${JSON.stringify(seen)}`);
+    if (!(seen.current >= 15 && seen.current <= 45)) {
+      failures.push(`without a video the clock should be near frame 30 after 1 s, not ${seen.current}`);
+    }
+    if (seen.frame !== seen.current && seen.frame !== -1) {
+      failures.push(`without a video frame ${seen.current} showed overlay ${seen.frame}`);
+    }
+    if (seen.stage[0] < 600 || seen.overlay[0] < 300) {
+      failures.push(`without a video the stage or overlay collapsed: ${JSON.stringify(seen)}`);
+    }
+    if (pageErrors.length) failures.push(`page errors without a video: ${pageErrors.join('; ')}`);
+  } finally {
+    server.kill('SIGINT');
+  }
 }
 
 try {
