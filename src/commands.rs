@@ -17,12 +17,11 @@ use crate::render::{
 };
 use crate::report::{Report, Shard};
 
-use crate::body::{BodyModel, ForwardOptions, load_smplx};
+use crate::body::{BodyModel, ForwardOptions};
 use crate::cli::{
     CheckArgs, Command, DoctorArgs, LookArgs, MergeArgs, MeshArgs, ModelArgs, RenderArgs,
     SequenceArgs, ServeArgs,
 };
-use crate::frames::npz::NpzLimits;
 use crate::frames::{ReadOptions, Sequence, SequenceOptions, discover, read_frame};
 use crate::mesh_file::{MeshFormat, write_meshes};
 use crate::pipeline::{MeshOrigin, MeshSettings, check_settings, frame_meshes};
@@ -52,17 +51,7 @@ fn open_sequence(args: &SequenceArgs) -> anyhow::Result<Sequence> {
 
 /// Loads the user's model, or the stand-in when none is given; warnings go to the log.
 pub fn load_model(args: &ModelArgs) -> anyhow::Result<BodyModel> {
-    let model = match &args.model {
-        Some(path) => load_smplx(path, NpzLimits::MODEL)?,
-        None => {
-            tracing::info!("no --model given: using the built-in stand-in body (not SMPL-X)");
-            BodyModel::stand_in()
-        }
-    };
-    for warning in &model.warnings {
-        tracing::warn!("{warning}");
-    }
-    Ok(model)
+    Ok(crate::pipeline::load_model(args.model.as_deref())?)
 }
 
 fn mesh_settings(args: &ModelArgs) -> MeshSettings {

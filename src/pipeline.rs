@@ -4,13 +4,31 @@
 //! Later stages (fallback policy, pixels) build on this; `frames` and `body` stay unaware of each other's
 //! callers.
 
+use std::path::Path;
 use std::time::Instant;
 
-use crate::body::{BodyModel, BodyParams, ForwardOptions};
+use crate::body::{BodyModel, BodyParams, ForwardOptions, ModelLoadError, load_smplx};
+use crate::frames::npz::NpzLimits;
 use crate::frames::{FrameError, FrameParams, PersonParams, ReadOptions, Sequence, read_frame};
 use crate::render::camera::{CameraOptions, Intrinsics, auto_framing, choose_intrinsics};
 use crate::render::{Look, PersonView, RenderHandle, RgbaImage, composite, placeholder, prepare};
 use crate::report::FrameStatus;
+
+/// The user's SMPL-X model, or the stand-in when none is given; the choice and the model's warnings go to the log.
+/// Every command and the server load their model here.
+pub fn load_model(path: Option<&Path>) -> Result<BodyModel, ModelLoadError> {
+    let model = match path {
+        Some(path) => load_smplx(path, NpzLimits::MODEL)?,
+        None => {
+            tracing::info!("no --model given: using the built-in stand-in body (not SMPL-X)");
+            BodyModel::stand_in()
+        }
+    };
+    for warning in &model.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(model)
+}
 
 /// Where a person's vertices come from (`--mesh-source`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

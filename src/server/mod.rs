@@ -30,9 +30,8 @@ use std::thread::JoinHandle;
 
 use actix_web::{App, HttpServer, web as aweb};
 
-use crate::body::{BodyModel, ModelKind, load_smplx};
+use crate::body::{BodyModel, ModelKind};
 use crate::frames::SequenceOptions;
-use crate::frames::npz::NpzLimits;
 use crate::pipeline::{FallbackSettings, MeshSettings, RenderSettings, check_settings};
 use crate::render::camera::{CameraOptions, DEFAULT_SIZE};
 use crate::render::{Look, RenderHandle};
@@ -176,16 +175,7 @@ impl AppState {
             }
             found
         });
-        let model = match &model_path {
-            Some(path) => load_smplx(path, NpzLimits::MODEL)?,
-            None => {
-                tracing::info!("no --model given: using the built-in stand-in body (not SMPL-X)");
-                BodyModel::stand_in()
-            }
-        };
-        for warning in &model.warnings {
-            tracing::warn!("{warning}");
-        }
+        let model = crate::pipeline::load_model(model_path.as_deref())?;
         check_settings(&model, &config.mesh)?;
         let model_sha256 = match &model.kind {
             ModelKind::Smplx(info) => {

@@ -18,7 +18,7 @@ use crate::encode::ImageFormat;
 use crate::frames::{FrameSlot, ReadOptions, Sequence, SequenceOptions, discover, read_frame};
 use crate::pipeline::{FallbackPolicy, FallbackSettings, Plan, RenderSettings, plan_frames};
 use crate::render::camera::{SizeSource, output_size};
-use crate::report::{FrameStatus, Report};
+use crate::report::{Counts, FrameStatus, Report};
 
 use super::ServeSettings;
 use super::cache::FrameMeta;
@@ -481,10 +481,8 @@ impl SequenceState {
         let hold = self.fallback.max_hold as usize;
         let mut status = String::with_capacity(validity.len());
         let mut reasons = BTreeMap::new();
-        let mut counts = TimelineCounts {
-            total: validity.len(),
-            ..TimelineCounts::default()
-        };
+        let mut counts = TimelineCounts::default();
+        counts.frames.total = validity.len();
         let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
         let (mut last_valid, mut last_unknown): (Option<usize>, Option<usize>) = (None, None);
         for (index, entry) in validity.iter().enumerate() {
@@ -521,11 +519,11 @@ impl SequenceState {
                 None => (c, reason),
             };
             match c {
-                'o' => counts.ok += 1,
-                'f' => counts.fallback += 1,
-                'p' => counts.placeholder += 1,
-                's' => counts.skipped += 1,
-                'e' => counts.render_error += 1,
+                'o' => counts.frames.ok += 1,
+                'f' => counts.frames.fallback += 1,
+                'p' => counts.frames.placeholder += 1,
+                's' => counts.frames.skipped += 1,
+                'e' => counts.frames.render_error += 1,
                 _ => counts.unscanned += 1,
             }
             if let Some(reason) = reason {
@@ -606,12 +604,8 @@ pub struct Timeline {
 /// Frames by status, as a render report counts them, plus those not scanned yet.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TimelineCounts {
-    pub total: usize,
-    pub ok: usize,
-    pub fallback: usize,
-    pub placeholder: usize,
-    pub skipped: usize,
-    pub render_error: usize,
+    #[serde(flatten)]
+    pub frames: Counts,
     pub unscanned: usize,
     /// Frames that are not `ok`, by reason string.
     pub reasons: BTreeMap<String, usize>,
