@@ -1,7 +1,7 @@
 //! The `render` batch end to end under EGL: fallbacks, the report, resume, shards and merge, same bytes as the
 //! pipeline, and a golden image.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use meshreel::body::BodyModel;
@@ -13,40 +13,12 @@ use meshreel::pipeline::{
 use meshreel::render::OSX_LOOK;
 use meshreel::render::camera::CameraOptions;
 use meshreel::report::Report;
-use meshreel::synth::{Rng, SynthPerson, no_person_contents};
+use meshreel::synth::{Rng, SynthPerson};
 
 use crate::render::gl_or_skip;
-use crate::support::{temp_dir, write_npz, write_osx_frame};
+use crate::support::{faulty_sequence, temp_dir, write_osx_frame};
 
 const SIZE: &str = "160x120";
-
-/// Frames 1–12: valid except 3 (no person), 4 (missing file), 5 (corrupt), 9–11 (no person, beyond a hold of 1
-/// from frame 8 for 10 and 11).
-fn faulty_sequence(dir: &Path) -> PathBuf {
-    let frames = dir.join("frames");
-    std::fs::create_dir_all(&frames).unwrap();
-    let person = |n: u32| {
-        let mut p = SynthPerson::random(&mut Rng::new(u64::from(n)), 0.3);
-        p.cam_trans = [0.0, 0.3, 50.0];
-        p.bbox_xywh = [-15.0, -40.0, 190.0, 253.0];
-        p.focal = [4950.0, 4950.0];
-        p.princpt = [80.0, 60.0];
-        p
-    };
-    for n in [1, 2, 6, 7, 8, 12] {
-        write_osx_frame(&frames, n, &[person(n)]);
-    }
-    for n in [3, 9, 10, 11] {
-        write_npz(
-            &frames,
-            &format!("frame_{n:04}_params.npz"),
-            &no_person_contents(),
-            false,
-        );
-    }
-    std::fs::write(frames.join("frame_0005_params.npz"), b"garbage").unwrap();
-    dir.to_path_buf()
-}
 
 fn meshreel(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_meshreel"))

@@ -16,48 +16,19 @@ use meshreel::render::{OSX_LOOK, RenderHandle, RendererChoice};
 use meshreel::server::library::find_sequences;
 use meshreel::server::video::read_mp4_timing;
 use meshreel::server::{AppState, ServerConfig};
-use meshreel::synth::{Rng, SynthMp4, SynthPerson, no_person_contents};
+use meshreel::synth::{Rng, SynthMp4};
 use serde_json::Value;
 
-use crate::support::{temp_dir, write_npz, write_osx_frame};
+use crate::support::{faulty_sequence, framed_person, temp_dir, write_osx_frame};
 
 const SIZE: (u32, u32) = (160, 120);
-
-fn person(n: u32) -> SynthPerson {
-    let mut p = SynthPerson::random(&mut Rng::new(u64::from(n)), 0.3);
-    p.cam_trans = [0.0, 0.3, 50.0];
-    p.bbox_xywh = [-15.0, -40.0, 190.0, 253.0];
-    p.focal = [4950.0, 4950.0];
-    p.princpt = [80.0, 60.0];
-    p
-}
-
-/// Frames 1–12 in `dir/frames`: valid except 3 (no person), 4 (missing file), 5 (corrupt), 9–11 (no person;
-/// with a hold of 1, 9 falls back to 8 and 10–11 are placeholders).
-fn faulty_sequence(dir: &Path) -> PathBuf {
-    let frames = dir.join("frames");
-    std::fs::create_dir_all(&frames).unwrap();
-    for n in [1, 2, 6, 7, 8, 12] {
-        write_osx_frame(&frames, n, &[person(n)]);
-    }
-    for n in [3, 9, 10, 11] {
-        write_npz(
-            &frames,
-            &format!("frame_{n:04}_params.npz"),
-            &no_person_contents(),
-            false,
-        );
-    }
-    std::fs::write(frames.join("frame_0005_params.npz"), b"garbage").unwrap();
-    dir.to_path_buf()
-}
 
 /// A plain sequence of `count` valid frames.
 fn valid_sequence(dir: &Path, count: u32) -> PathBuf {
     let frames = dir.join("frames");
     std::fs::create_dir_all(&frames).unwrap();
     for n in 1..=count {
-        write_osx_frame(&frames, n, &[person(n)]);
+        write_osx_frame(&frames, n, &[framed_person(n)]);
     }
     dir.to_path_buf()
 }
@@ -1089,7 +1060,7 @@ fn the_prototype_layout_is_matched_by_name_and_unmatched_files_are_reported() {
         let frames = root.join("npz_files").join(name);
         std::fs::create_dir_all(&frames).unwrap();
         for n in 1..=3 {
-            write_osx_frame(&frames, n, &[person(n)]);
+            write_osx_frame(&frames, n, &[framed_person(n)]);
         }
     }
     SynthMp4::constant(3, 30, 1, 64, 64)
@@ -1181,7 +1152,7 @@ fn a_long_sequence_is_scanned_in_the_background() {
     std::fs::create_dir_all(&frames).unwrap();
     let one = meshreel::synth::frame_contents(
         meshreel::synth::KeyStyle::OsxPrefixed,
-        &[person(1)],
+        &[framed_person(1)],
         false,
     );
     let bytes = one.to_bytes(false).unwrap();

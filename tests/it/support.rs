@@ -3,10 +3,41 @@
 use std::path::{Path, PathBuf};
 
 use meshreel::body::joints::{NUM_JOINTS, NUM_POSE_FEATURES, PARENTS};
-use meshreel::synth::{KeyStyle, NpzContents, SynthModel, SynthPerson};
+use meshreel::synth::{KeyStyle, NpzContents, Rng, SynthModel, SynthPerson, no_person_contents};
 
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("create a temporary folder")
+}
+
+/// Person `n` of the 160×120 test sequences: a random pose 50 m away, seen through OSX's frame camera.
+pub fn framed_person(n: u32) -> SynthPerson {
+    let mut p = SynthPerson::random(&mut Rng::new(u64::from(n)), 0.3);
+    p.cam_trans = [0.0, 0.3, 50.0];
+    p.bbox_xywh = [-15.0, -40.0, 190.0, 253.0];
+    p.focal = [4950.0, 4950.0];
+    p.princpt = [80.0, 60.0];
+    p
+}
+
+/// Frames 1–12 in `dir/frames`: valid except 3 (no person), 4 (missing file), 5 (corrupt), 9–11 (no person;
+/// with a hold of 1, 9 falls back to 8 and 10–11 are placeholders). Returns `dir`.
+pub fn faulty_sequence(dir: &Path) -> PathBuf {
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).expect("create the frames folder");
+    for n in [1, 2, 6, 7, 8, 12] {
+        write_osx_frame(&frames, n, &[framed_person(n)]);
+    }
+    for n in [3, 9, 10, 11] {
+        write_npz(
+            &frames,
+            &format!("frame_{n:04}_params.npz"),
+            &no_person_contents(),
+            false,
+        );
+    }
+    std::fs::write(frames.join("frame_0005_params.npz"), b"garbage")
+        .expect("write a corrupt frame");
+    dir.to_path_buf()
 }
 
 /// Writes `contents` to `dir/name` and returns the path.
