@@ -129,9 +129,10 @@ async function run() {
       await page.waitForTimeout(300);
     };
     await play(4);
-    // Seek into the two-person stretch, then play across its end.
+    // Seek into the two-person stretch, then play across its end, stopping before the clip's end (frame 299),
+    // where the next click on play would restart the video from frame 0.
     await page.$eval('#scrub', (input) => {
-      input.value = '240';
+      input.value = '200';
       input.dispatchEvent(new Event('input'));
     });
     await page.waitForTimeout(800);
