@@ -21,6 +21,14 @@ const MAX_OFFSCREEN_PIXELS: f64 = 65_536.0;
 /// Rows wider than this are solved for their covered span with divisions; narrower ones are scanned, which is
 /// cheaper for the small triangles of a body mesh. Both give exactly the same pixels.
 const SCAN_MAX_WIDTH: i64 = 24;
+/// Triangles whose vertices lie within this many pixels of each other both ways, and whose box is at most
+/// `LANES` pixels wide, are drawn a row of lanes at a time with 32-bit edge values, which cannot overflow for
+/// them: |Δx|, |Δy| ≤ 2¹⁴ and offsets within the box plus lanes < 2¹⁵, so each edge value stays below 2³⁰.
+const SMALL_EXTENT: i64 = 64 * ONE;
+/// Columns evaluated at once by the small-triangle path.
+const LANES: usize = 16;
+/// Triangles whose vertices' depths are all within ±this need no per-pixel depth clipping.
+const DEPTH_MARGIN: f64 = 0.999_99;
 
 /// A triangle in fixed-point window coordinates (x right, y down), oriented with positive area.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +51,10 @@ struct Setup {
     first: usize,
     /// Whether the second and third vertices were swapped to orient it.
     swapped: bool,
+    /// Whether the small-triangle path may draw it (see `SMALL_EXTENT`).
+    small: bool,
+    /// Whether some pixels may have depth outside -1..1 and need clipping (a vertex near or beyond ±1).
+    clips_depth: bool,
 }
 
 fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup> {
@@ -89,6 +101,9 @@ fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup>
     if min.0 > max.0 || min.1 > max.1 {
         return None;
     }
+    let extent = |v: &[i64; 3]| v[0].max(v[1]).max(v[2]) - v[0].min(v[1]).min(v[2]);
+    let small =
+        extent(&x) <= SMALL_EXTENT && extent(&y) <= SMALL_EXTENT && max.0 - min.0 < LANES as i64;
     let (px, py) = (min.0 * ONE + HALF, min.1 * ONE + HALF);
     let mut origin = [0i64; 3];
     let mut step_x = [0i64; 3];
@@ -122,6 +137,9 @@ fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup>
         max,
         first,
         swapped,
+        small,
+        // Pixel depths are convex combinations of the vertices' (up to rounding far below this margin).
+        clips_depth: z.iter().any(|z| !(z.abs() < DEPTH_MARGIN)),
     })
 }
 
@@ -248,6 +266,16 @@ thread_local! {
 /// Renders triangles into a transparent RGBA image on `threads` threads (rows split into contiguous bands; the
 /// first band is drawn by the calling thread).
 pub fn render_cpu(triangles: &Triangles, size: (u32, u32), threads: usize) -> RgbaImage {
+    render_with(triangles, size, threads, true)
+}
+
+/// `render_cpu`, with the small-triangle path allowed or not (tests compare the two).
+fn render_with(
+    triangles: &Triangles,
+    size: (u32, u32),
+    threads: usize,
+    small_path: bool,
+) -> RgbaImage {
     let (width, height) = (size.0 as usize, size.1 as usize);
     let mut image = RgbaImage::transparent(size.0, size.1);
     if width == 0 || height == 0 {
@@ -263,10 +291,10 @@ pub fn render_cpu(triangles: &Triangles, size: (u32, u32), threads: usize) -> Rg
             let first_row = (band + 1) * rows_per_band;
             scope.spawn(move || {
                 let mut depth = DepthBuffer::default();
-                draw_band(triangles, size, pixels, first_row, &mut depth);
+                draw_band(triangles, size, pixels, first_row, &mut depth, small_path);
             });
         }
-        DEPTH.with_borrow_mut(|depth| draw_band(triangles, size, own, 0, depth));
+        DEPTH.with_borrow_mut(|depth| draw_band(triangles, size, own, 0, depth, small_path));
     });
     image
 }
@@ -279,6 +307,7 @@ fn draw_band(
     pixels: &mut [u8],
     first_row: usize,
     depth: &mut DepthBuffer,
+    small_path: bool,
 ) {
     let width = size.0 as usize;
     let num_rows = pixels.len() / (width * 4);
@@ -301,7 +330,266 @@ fn draw_band(
         if setup.max.1 < rows.0 || setup.min.1 >= rows.1 {
             continue;
         }
-        draw_triangle(triangles, &setup, pixels, rows, width, depth);
+        if setup.small && small_path {
+            draw_small(triangles, &setup, pixels, rows, width, depth);
+        } else {
+            draw_triangle(triangles, &setup, pixels, rows, width, depth);
+        }
+    }
+}
+
+/// Marks the part of the triangle's box inside the band `rows` as written.
+fn touch_box(setup: &Setup, rows: (i64, i64), depth: &mut DepthBuffer) {
+    depth.touch(
+        (
+            setup.min.0 as usize,
+            (setup.min.1.max(rows.0) - rows.0) as usize,
+        ),
+        (
+            setup.max.0 as usize,
+            (setup.max.1.min(rows.1 - 1) - rows.0) as usize,
+        ),
+    );
+}
+
+/// `draw_triangle` for a small triangle (`Setup::small`): the three edge values of 8 columns at a time are
+/// stepped down the rows together in 32 bits, and the covered columns come out as a bit mask. The same integers
+/// as the general path, so the same pixels.
+fn draw_small(
+    triangles: &Triangles,
+    setup: &Setup,
+    pixels: &mut [u8],
+    rows: (i64, i64),
+    width: usize,
+    depth: &mut DepthBuffer,
+) {
+    touch_box(setup, rows, depth);
+    let (colours, flat) = colours_of(triangles, setup);
+    let (row_start, row_end) = (setup.min.1.max(rows.0), setup.max.1.min(rows.1 - 1));
+    let down = row_start - setup.min.1;
+    let columns = setup.max.0 - setup.min.0 + 1;
+    let values = &mut depth.values;
+    // In range by SMALL_EXTENT.
+    let narrow = |v: i64| v as i32;
+    let step_y = setup.step_y.map(narrow);
+    for chunk in (0..columns).step_by(EdgeLanes::LANES) {
+        let mut lanes = EdgeLanes::new(std::array::from_fn(|k| {
+            (
+                narrow(setup.origin[k] + setup.step_y[k] * down + setup.step_x[k] * chunk),
+                narrow(setup.step_x[k]),
+            )
+        }));
+        // Columns past the box's right end may pass the edge tests where the box was clipped to the image.
+        let in_box = (1u32 << (columns - chunk).min(EdgeLanes::LANES as i64)) - 1;
+        // Depth changes along the row, per lane: the same products the per-pixel path computes.
+        let dz: [f64; EdgeLanes::LANES] =
+            std::array::from_fn(|lane| setup.dz_dx * (chunk + lane as i64) as f64);
+        for row in row_start..row_end + 1 {
+            let mut covered = lanes.inside() & in_box;
+            if covered != 0 {
+                let line = (row - rows.0) as usize * width + (setup.min.0 + chunk) as usize;
+                let z_row = setup.z0 + setup.dz_dy * (row - setup.min.1) as f64;
+                if let Some(colour) = flat
+                    && write_flat_lanes(
+                        covered,
+                        (z_row, &dz),
+                        setup.clips_depth,
+                        (values, pixels),
+                        line,
+                        colour,
+                    )
+                {
+                    covered = 0;
+                }
+                while covered != 0 {
+                    let lane = covered.trailing_zeros() as usize;
+                    covered &= covered - 1;
+                    let z = (z_row + dz[lane]) as f32;
+                    let at = line + lane;
+                    if z >= values[at] || (setup.clips_depth && !(-1.0..=1.0).contains(&z)) {
+                        continue;
+                    }
+                    values[at] = z;
+                    let colour = flat.unwrap_or_else(|| {
+                        let e = std::array::from_fn(|k| {
+                            setup.origin[k]
+                                + setup.step_y[k] * (row - setup.min.1)
+                                + setup.step_x[k] * (chunk + lane as i64)
+                        });
+                        shaded(setup, &colours, e)
+                    });
+                    pixels[at * 4..at * 4 + 4].copy_from_slice(&colour);
+                }
+            }
+            lanes.step(step_y);
+        }
+    }
+}
+
+/// Depth-tests and writes the `covered` lanes (bits) of a row of `EdgeLanes::LANES` pixels starting at `at`,
+/// all in one flat colour, without branches: z = z_row + dz[lane] rounded to f32, written where it is nearer
+/// (and within -1..1 when `clips`), exactly as the per-pixel loop does. Returns false, writing nothing, where
+/// the lanes would run past the buffers (the caller then draws pixel by pixel).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn write_flat_lanes(
+    covered: u32,
+    (z_row, dz): (f64, &[f64; EdgeLanes::LANES]),
+    clips: bool,
+    (depth, pixels): (&mut [f32], &mut [u8]),
+    at: usize,
+    colour: [u8; 4],
+) -> bool {
+    use std::arch::x86_64::*;
+    let (Some(depth), Some(pixels)) = (
+        depth.get_mut(at..at + EdgeLanes::LANES),
+        pixels.get_mut(at * 4..(at + EdgeLanes::LANES) * 4),
+    ) else {
+        return false;
+    };
+    // SAFETY: SSE2 is part of every x86-64 CPU; the slices hold 8 floats and 32 bytes, read and written as two
+    // unaligned halves each.
+    unsafe {
+        let bits = _mm_setr_epi32(1, 2, 4, 8);
+        let colour = _mm_set1_epi32(i32::from_ne_bytes(colour));
+        let z_row = _mm_set1_pd(z_row);
+        for half in 0..2 {
+            let lane_bits = _mm_set1_epi32((covered >> (4 * half)) as i32);
+            let inside = _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_and_si128(lane_bits, bits), bits));
+            let offsets = dz.as_ptr().add(4 * half);
+            let z = _mm_movelh_ps(
+                _mm_cvtpd_ps(_mm_add_pd(z_row, _mm_loadu_pd(offsets))),
+                _mm_cvtpd_ps(_mm_add_pd(z_row, _mm_loadu_pd(offsets.add(2)))),
+            );
+            let depth_at = depth.as_mut_ptr().add(4 * half);
+            let old = _mm_loadu_ps(depth_at);
+            let mut write = _mm_and_ps(inside, _mm_cmplt_ps(z, old));
+            if clips {
+                let within = _mm_and_ps(
+                    _mm_cmpge_ps(z, _mm_set1_ps(-1.0)),
+                    _mm_cmple_ps(z, _mm_set1_ps(1.0)),
+                );
+                write = _mm_and_ps(write, within);
+            }
+            _mm_storeu_ps(
+                depth_at,
+                _mm_or_ps(_mm_and_ps(write, z), _mm_andnot_ps(write, old)),
+            );
+            let pixels_at = pixels.as_mut_ptr().add(16 * half).cast::<__m128i>();
+            let write = _mm_castps_si128(write);
+            let old = _mm_loadu_si128(pixels_at);
+            _mm_storeu_si128(
+                pixels_at,
+                _mm_or_si128(_mm_and_si128(write, colour), _mm_andnot_si128(write, old)),
+            );
+        }
+    }
+    true
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn write_flat_lanes(
+    _covered: u32,
+    _z: (f64, &[f64; EdgeLanes::LANES]),
+    _clips: bool,
+    _buffers: (&mut [f32], &mut [u8]),
+    _at: usize,
+    _colour: [u8; 4],
+) -> bool {
+    false
+}
+
+/// The three edge values of `LANES` adjacent columns, stepped a row at a time.
+#[cfg(target_arch = "x86_64")]
+struct EdgeLanes {
+    /// Per edge, columns 0..4 and 4..8.
+    values: [[std::arch::x86_64::__m128i; 2]; 3],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl EdgeLanes {
+    const LANES: usize = 8;
+
+    /// Edge values `(at column 0, step per column)`.
+    #[inline(always)]
+    fn new(edges: [(i32, i32); 3]) -> EdgeLanes {
+        use std::arch::x86_64::{_mm_add_epi32, _mm_set1_epi32, _mm_setr_epi32};
+        EdgeLanes {
+            values: edges.map(|(e, d)| {
+                let (e1, e2, e3) = (
+                    e.wrapping_add(d),
+                    e.wrapping_add(2 * d),
+                    e.wrapping_add(3 * d),
+                );
+                let four = 4 * d;
+                // SAFETY: SSE2 is part of every x86-64 CPU.
+                unsafe {
+                    let low = _mm_setr_epi32(e, e1, e2, e3);
+                    [low, _mm_add_epi32(low, _mm_set1_epi32(four))]
+                }
+            }),
+        }
+    }
+
+    /// Bit n set when column n passes all three edge tests (no value negative).
+    #[inline(always)]
+    fn inside(&self) -> u32 {
+        use std::arch::x86_64::{_mm_castsi128_ps, _mm_movemask_ps, _mm_or_si128};
+        let [a, b, c] = &self.values;
+        // SAFETY: SSE2 is part of every x86-64 CPU.
+        unsafe {
+            let low = _mm_or_si128(_mm_or_si128(a[0], b[0]), c[0]);
+            let high = _mm_or_si128(_mm_or_si128(a[1], b[1]), c[1]);
+            let outside = _mm_movemask_ps(_mm_castsi128_ps(low))
+                | (_mm_movemask_ps(_mm_castsi128_ps(high)) << 4);
+            !(outside as u32) & 0xff
+        }
+    }
+
+    /// Moves every column one row down.
+    #[inline(always)]
+    fn step(&mut self, down: [i32; 3]) {
+        use std::arch::x86_64::{_mm_add_epi32, _mm_set1_epi32};
+        for (values, down) in self.values.iter_mut().zip(down) {
+            // SAFETY: SSE2 is part of every x86-64 CPU.
+            unsafe {
+                let down = _mm_set1_epi32(down);
+                values[0] = _mm_add_epi32(values[0], down);
+                values[1] = _mm_add_epi32(values[1], down);
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+struct EdgeLanes {
+    values: [[i32; 8]; 3],
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+impl EdgeLanes {
+    const LANES: usize = 8;
+
+    fn new(edges: [(i32, i32); 3]) -> EdgeLanes {
+        EdgeLanes {
+            values: edges
+                .map(|(e, d)| std::array::from_fn(|n| e.wrapping_add(d.wrapping_mul(n as i32)))),
+        }
+    }
+
+    fn inside(&self) -> u32 {
+        let [a, b, c] = &self.values;
+        (0..Self::LANES).fold(0, |mask, n| {
+            mask | (u32::from((a[n] | b[n] | c[n]) >= 0) << n)
+        })
+    }
+
+    fn step(&mut self, down: [i32; 3]) {
+        for (values, down) in self.values.iter_mut().zip(down) {
+            for value in values {
+                *value = value.wrapping_add(down);
+            }
+        }
     }
 }
 
@@ -314,18 +602,8 @@ fn draw_triangle(
     width: usize,
     depth: &mut DepthBuffer,
 ) {
-    depth.touch(
-        (
-            setup.min.0 as usize,
-            (setup.min.1.max(rows.0) - rows.0) as usize,
-        ),
-        (
-            setup.max.0 as usize,
-            (setup.max.1.min(rows.1 - 1) - rows.0) as usize,
-        ),
-    );
-    let colours = colours_of(triangles, setup);
-    let flat = triangles.flat.then(|| to_bytes(colours[2]));
+    touch_box(setup, rows, depth);
+    let (colours, flat) = colours_of(triangles, setup);
     let values = &mut depth.values;
     spans(setup, rows, |row, first, last, e| {
         let line = (row - rows.0) as usize * width;
@@ -336,37 +614,67 @@ fn draw_triangle(
             let z = (z_row + setup.dz_dx * (column - setup.min.0) as f64) as f32;
             let at = line + column as usize;
             // Depth outside -1..1 is clipped, as GL clips at the near and far planes.
-            if z >= values[at] || !(-1.0..=1.0).contains(&z) {
+            if z >= values[at] || (setup.clips_depth && !(-1.0..=1.0).contains(&z)) {
                 continue;
             }
             values[at] = z;
             let colour = flat.unwrap_or_else(|| {
-                let area = setup.area as f64;
-                let w: [f64; 3] =
-                    std::array::from_fn(|k| (e[k] + setup.step_x[k] * n) as f64 / area);
-                to_bytes(std::array::from_fn(|c| {
-                    (w[0] * f64::from(colours[0][c])
-                        + w[1] * f64::from(colours[1][c])
-                        + w[2] * f64::from(colours[2][c])) as f32
-                }))
+                shaded(
+                    setup,
+                    &colours,
+                    std::array::from_fn(|k| e[k] + setup.step_x[k] * n),
+                )
             });
             pixels[at * 4..at * 4 + 4].copy_from_slice(&colour);
         }
     });
 }
 
+/// The Gouraud colour at a pixel whose edge values (bias included) are `e`: the edge values over the area are
+/// the vertices' barycentric weights.
+fn shaded(setup: &Setup, colours: &[[f32; 4]; 3], e: [i64; 3]) -> [u8; 4] {
+    let area = setup.area as f64;
+    let w: [f64; 3] = std::array::from_fn(|k| e[k] as f64 / area);
+    to_bytes(std::array::from_fn(|c| {
+        (w[0] * f64::from(colours[0][c])
+            + w[1] * f64::from(colours[1][c])
+            + w[2] * f64::from(colours[2][c])) as f32
+    }))
+}
+
 /// A colour in 0..1 to RGBA bytes, rounded to nearest as GL's unorm conversion does.
+#[inline(always)]
 fn to_bytes(colour: [f32; 4]) -> [u8; 4] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of every x86-64 CPU. The same steps as below, four at once: max(NaN, 0) is 0 as
+        // the cast of NaN is, and truncating 0.5..=255.5 fits a byte.
+        unsafe {
+            let c = _mm_loadu_ps(colour.as_ptr());
+            let c = _mm_min_ps(_mm_max_ps(c, _mm_setzero_ps()), _mm_set1_ps(1.0));
+            let c = _mm_cvttps_epi32(_mm_add_ps(
+                _mm_mul_ps(c, _mm_set1_ps(255.0)),
+                _mm_set1_ps(0.5),
+            ));
+            let c = _mm_packus_epi16(_mm_packs_epi32(c, c), c);
+            (_mm_cvtsi128_si32(c) as u32).to_ne_bytes()
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     colour.map(|c| (c.clamp(0.0, 1.0) * 255.0 + 0.5) as u8)
 }
 
-/// The colours of a triangle's oriented vertices (GL's flat shading takes the last vertex's).
-fn colours_of(triangles: &Triangles, setup: &Setup) -> [[f32; 4]; 3] {
+/// The colours of a triangle's oriented vertices for Gouraud shading, or its one colour in bytes when flat
+/// (GL's flat shading takes the last vertex's; prepared flat triangles carry it on all three).
+fn colours_of(triangles: &Triangles, setup: &Setup) -> ([[f32; 4]; 3], Option<[u8; 4]>) {
     let c = &triangles.colours[setup.first..setup.first + 3];
-    if setup.swapped {
-        [c[0], c[2], c[1]]
+    if triangles.flat {
+        ([[0.0; 4]; 3], Some(to_bytes(c[2])))
+    } else if setup.swapped {
+        ([c[0], c[2], c[1]], None)
     } else {
-        [c[0], c[1], c[2]]
+        ([c[0], c[1], c[2]], None)
     }
 }
 
@@ -469,6 +777,33 @@ mod tests {
     }
 
     #[test]
+    fn colours_convert_to_bytes_as_gl_unorm_does() {
+        let scalar = |c: f32| (c.clamp(0.0, 1.0) * 255.0 + 0.5) as u8;
+        let values = [
+            0.0,
+            1.0,
+            0.5,
+            -0.25,
+            7.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.501_960_8,
+            0.998,
+            1.0 / 510.0,
+            3.0 / 510.0,
+        ];
+        for window in values.windows(4) {
+            let colour = [window[0], window[1], window[2], window[3]];
+            assert_eq!(to_bytes(colour), colour.map(scalar), "{colour:?}");
+        }
+        for step in 0..=2550 {
+            let c = step as f32 / 2550.0;
+            assert_eq!(to_bytes([c; 4]), [scalar(c); 4], "{c}");
+        }
+    }
+
+    #[test]
     fn jittered_triangle_grids_cover_every_pixel_exactly_once() {
         for (seed, size, cells) in [
             (1, (64, 48), (13, 9)),
@@ -517,6 +852,50 @@ mod tests {
                 one,
                 "{threads} threads"
             );
+        }
+    }
+
+    #[test]
+    fn small_triangles_draw_the_same_pixels_as_the_general_path() {
+        // Overlapping grids of small triangles at random depths (some beyond ±1, so clipped), flat and smooth,
+        // on images whose right edge clips boxes mid-lane; wider cells take the general path in both.
+        for (seed, size, cells) in [
+            (7, (61, 45), (9, 7)),
+            (8, (100, 37), (30, 9)),
+            (9, (203, 64), (13, 4)),
+        ] {
+            let mut triangles = jittered_grid(size, cells, seed);
+            let shifted = jittered_grid(size, (cells.0 + 3, cells.1 + 2), seed + 100);
+            for t in shifted.positions.chunks_exact(3) {
+                // Shift right by a third of a cell so triangles hang over the right edge.
+                triangles
+                    .positions
+                    .extend(t.iter().map(|p| [p[0] + 0.7 / cells.0 as f32, p[1], p[2]]));
+            }
+            triangles.colours = Vec::new();
+            let mut rng = fastrand::Rng::with_seed(seed);
+            for position in triangles.positions.iter_mut() {
+                position[2] = rng.f32() * 3.0 - 1.5;
+                triangles
+                    .colours
+                    .push([rng.f32(), rng.f32(), rng.f32(), 1.0]);
+            }
+            // The first grid again, in other colours: equal depths, so the first drawn must keep each pixel.
+            let again = triangles.positions[..cells.0 * cells.1 * 6].to_vec();
+            triangles.positions.extend(again);
+            triangles
+                .colours
+                .resize(triangles.positions.len(), [0.0, 1.0, 0.0, 1.0]);
+            for flat in [true, false] {
+                triangles.flat = flat;
+                for threads in [1, 3] {
+                    assert_eq!(
+                        render_with(&triangles, size, threads, true),
+                        render_with(&triangles, size, threads, false),
+                        "seed {seed}, flat {flat}, {threads} threads"
+                    );
+                }
+            }
         }
     }
 
