@@ -139,7 +139,7 @@ fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup>
         swapped,
         small,
         // Pixel depths are convex combinations of the vertices' (up to rounding far below this margin).
-        clips_depth: z.iter().any(|z| !(z.abs() < DEPTH_MARGIN)),
+        clips_depth: !z.iter().all(|z| z.abs() < DEPTH_MARGIN),
     })
 }
 
