@@ -168,10 +168,14 @@ fn add_person(
             alpha,
         ]
     };
+    // Each vertex is projected once, not once per face it belongs to.
+    let projected: Vec<[f32; 3]> = vertices.iter().map(|v| ndc(*v)).collect();
+    let vertex = |i: u32| vertices.get(i as usize).copied().unwrap_or([0.0; 3]);
     for face in faces {
-        let [a, b, c] = face.map(|i| vertices.get(i as usize).copied().unwrap_or([0.0; 3]));
-        let normal = face_normal(a, b, c);
+        let [a, b, c] = face.map(vertex);
         let in_front = a[2] > NEAR_LIMIT && b[2] > NEAR_LIMIT && c[2] > NEAR_LIMIT;
+        let (e1, e2) = (sub(b, a), sub(c, a));
+        let normal = cross(e1, e2);
         // Facing the camera: the normal points back along the ray to the face.
         let facing = dot(normal, a) < 0.0;
         if !(in_front && facing) {
@@ -179,10 +183,11 @@ fn add_person(
             out.colours.extend([[0.0; 4]; 3]);
             continue;
         }
-        out.positions.extend([ndc(a), ndc(b), ndc(c)]);
+        out.positions
+            .extend(face.map(|i| projected.get(i as usize).copied().unwrap_or([0.0; 3])));
         match &vertex_shades {
             Some(shades) => out.colours.extend(face.map(|i| colour(shades[i as usize]))),
-            None => out.colours.extend([colour(shade(normal)); 3]),
+            None => out.colours.extend([colour(shade(normalize(normal))); 3]),
         }
     }
 }
@@ -192,13 +197,13 @@ fn shade(normal: [f32; 3]) -> f32 {
     (AMBIENT + HEAD_LIGHT * (-normal[2]).max(0.0)).min(1.0)
 }
 
-fn face_normal(a: [f32; 3], b: [f32; 3], c: [f32; 3]) -> [f32; 3] {
-    let (e1, e2) = (sub(b, a), sub(c, a));
-    normalize([
+/// The cross product: a face's normal scaled by twice its area, from two of its edges.
+fn cross(e1: [f32; 3], e2: [f32; 3]) -> [f32; 3] {
+    [
         e1[1] * e2[2] - e1[2] * e2[1],
         e1[2] * e2[0] - e1[0] * e2[2],
         e1[0] * e2[1] - e1[1] * e2[0],
-    ])
+    ]
 }
 
 /// Per-vertex shades from area-weighted vertex normals (smooth shading).
@@ -206,12 +211,7 @@ fn vertex_shades(vertices: &[[f32; 3]], faces: &[[u32; 3]]) -> Vec<f32> {
     let mut normals = vec![[0.0f32; 3]; vertices.len()];
     for face in faces {
         let [a, b, c] = face.map(|i| vertices.get(i as usize).copied().unwrap_or([0.0; 3]));
-        let (e1, e2) = (sub(b, a), sub(c, a));
-        let weighted = [
-            e1[1] * e2[2] - e1[2] * e2[1],
-            e1[2] * e2[0] - e1[0] * e2[2],
-            e1[0] * e2[1] - e1[1] * e2[0],
-        ];
+        let weighted = cross(sub(b, a), sub(c, a));
         for i in face {
             if let Some(n) = normals.get_mut(*i as usize) {
                 for axis in 0..3 {
