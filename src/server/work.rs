@@ -49,6 +49,14 @@ impl Priority {
 /// Frames read ahead after an HTTP frame request.
 pub const READ_AHEAD_FRAMES: usize = 8;
 
+/// Whether a job of `priority` may start while `running` jobs of each priority (indexed by `Priority as
+/// usize`) are being made. Read-ahead is a guess: it starts only when nobody waits for a frame, one at a
+/// time, so a request arriving meanwhile finds a free worker and shares the cores with at most one guess
+/// (every render spreads over all cores by itself).
+fn may_start(priority: Priority, running: &[usize; 3]) -> bool {
+    priority != Priority::ReadAhead || running == &[0, 0, 0]
+}
+
 /// A cancellation token: the work is stale once `token` moved past `generation`.
 #[derive(Clone, Debug)]
 pub struct Cancel {
@@ -132,6 +140,22 @@ struct Queue {
     heap: BinaryHeap<Queued>,
     next_order: u64,
     stopped: bool,
+    /// Jobs taken by workers and not finished, per priority (`Priority as usize`).
+    running: [usize; 3],
+}
+
+/// A job taken from the queue: counted in `Queue::running` until dropped, which wakes the workers (read-ahead
+/// may be free to start).
+struct Taken<'a> {
+    store: &'a FrameStore,
+    priority: Priority,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        lock(&self.store.queue).running[self.priority as usize] -= 1;
+        self.store.ready.notify_all();
+    }
 }
 
 /// The cache plus the render pool behind it.
@@ -180,6 +204,7 @@ impl FrameStore {
                 heap: BinaryHeap::new(),
                 next_order: 0,
                 stopped: false,
+                running: [0; 3],
             }),
             ready: Condvar::new(),
             queued: AtomicUsize::new(0),
@@ -350,14 +375,26 @@ impl FrameStore {
     /// A worker's loop.
     fn work(self: Arc<Self>) {
         loop {
-            let job = {
+            let (job, _taken) = {
                 let mut queue = lock(&self.queue);
                 loop {
                     if queue.stopped {
                         return;
                     }
-                    if let Some(job) = queue.heap.pop() {
-                        break job;
+                    // The heap's top is its most urgent job: if that may not start, nothing may.
+                    if let Some(top) = queue.heap.peek()
+                        && may_start(top.priority, &queue.running)
+                        && let Some(job) = queue.heap.pop()
+                    {
+                        queue.running[job.priority as usize] += 1;
+                        let priority = job.priority;
+                        break (
+                            job,
+                            Taken {
+                                store: &self,
+                                priority,
+                            },
+                        );
                     }
                     queue = self
                         .ready
@@ -503,4 +540,25 @@ impl FrameStore {
 fn read_complete_png(path: &std::path::Path) -> Option<Vec<u8>> {
     let bytes = std::fs::read(path).ok()?;
     (bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.ends_with(b"IEND\xaeB`\x82")).then_some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_ahead_starts_only_on_an_idle_pool_and_one_at_a_time() {
+        let idle = [0, 0, 0];
+        for priority in [Priority::ReadAhead, Priority::Stream, Priority::Live] {
+            assert!(may_start(priority, &idle), "{priority:?} on an idle pool");
+        }
+        for busy in [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 2, 3]] {
+            assert!(
+                !may_start(Priority::ReadAhead, &busy),
+                "read-ahead beside {busy:?}"
+            );
+            assert!(may_start(Priority::Stream, &busy), "stream beside {busy:?}");
+            assert!(may_start(Priority::Live, &busy), "live beside {busy:?}");
+        }
+    }
 }
