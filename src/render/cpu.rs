@@ -57,7 +57,10 @@ struct Setup {
     clips_depth: bool,
 }
 
-fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup> {
+/// Sets up triangle `index`, whose vertices are `vertices`, for an image of `size`; `None` when it covers no
+/// pixel centre (or lies too far outside the image).
+#[inline(always)]
+fn setup(vertices: &[[f32; 3]; 3], index: usize, size: (u32, u32)) -> Option<Setup> {
     let first = index * 3;
     let (width, height) = (f64::from(size.0), f64::from(size.1));
     // NDC → fixed-point window coordinates, y down: pixel (i, j) covers [i, i+1) × [j, j+1), sampled at its
@@ -68,8 +71,7 @@ fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup>
     let mut x = [0i64; 3];
     let mut y = [0i64; 3];
     let mut z = [0f64; 3];
-    for k in 0..3 {
-        let [nx, ny, nz] = triangles.positions[first + k];
+    for (k, &[nx, ny, nz]) in vertices.iter().enumerate() {
         let wx = (f64::from(nx) + 1.0) * scale_x;
         let wy = (1.0 - f64::from(ny)) * scale_y;
         if !(wx.abs() < limit_x && wy.abs() < limit_y) {
@@ -90,20 +92,23 @@ fn setup(triangles: &Triangles, index: usize, size: (u32, u32)) -> Option<Setup>
     if area == 0 {
         return None;
     }
+    let lowest = |v: &[i64; 3]| v[0].min(v[1]).min(v[2]);
+    let highest = |v: &[i64; 3]| v[0].max(v[1]).max(v[2]);
+    let (low, high) = ((lowest(&x), lowest(&y)), (highest(&x), highest(&y)));
     // Pixels whose centre (i + ½) can lie inside: from ceil(min - ½) to floor(max - ½).
-    let lo = |v: &[i64; 3]| (v[0].min(v[1]).min(v[2]) - HALF + ONE - 1) >> SUBPIXEL_BITS;
-    let hi = |v: &[i64; 3]| (v[0].max(v[1]).max(v[2]) - HALF) >> SUBPIXEL_BITS;
-    let min = (lo(&x).max(0), lo(&y).max(0));
+    let first_centre = |v: i64| (v - HALF + ONE - 1) >> SUBPIXEL_BITS;
+    let last_centre = |v: i64| (v - HALF) >> SUBPIXEL_BITS;
+    let min = (first_centre(low.0).max(0), first_centre(low.1).max(0));
     let max = (
-        hi(&x).min(i64::from(size.0) - 1),
-        hi(&y).min(i64::from(size.1) - 1),
+        last_centre(high.0).min(i64::from(size.0) - 1),
+        last_centre(high.1).min(i64::from(size.1) - 1),
     );
     if min.0 > max.0 || min.1 > max.1 {
         return None;
     }
-    let extent = |v: &[i64; 3]| v[0].max(v[1]).max(v[2]) - v[0].min(v[1]).min(v[2]);
-    let small =
-        extent(&x) <= SMALL_EXTENT && extent(&y) <= SMALL_EXTENT && max.0 - min.0 < LANES as i64;
+    let small = high.0 - low.0 <= SMALL_EXTENT
+        && high.1 - low.1 <= SMALL_EXTENT
+        && max.0 - min.0 < LANES as i64;
     let (px, py) = (min.0 * ONE + HALF, min.1 * ONE + HALF);
     let mut origin = [0i64; 3];
     let mut step_x = [0i64; 3];
@@ -316,7 +321,8 @@ fn draw_band(
     // The band in NDC y, widened by a pixel, to skip most triangles outside it before setting them up.
     let ndc_y = |row: i64| 1.0 - 2.0 * row as f32 / size.1 as f32;
     let (band_top, band_bottom) = (ndc_y(rows.0 - 1), ndc_y(rows.1 + 1));
-    for (index, t) in triangles.positions.chunks_exact(3).enumerate() {
+    let (triangles_3, _) = triangles.positions.as_chunks::<3>();
+    for (index, t) in triangles_3.iter().enumerate() {
         // Hidden faces arrive collapsed to a point: skip them before any arithmetic.
         if t[0] == t[1] && t[1] == t[2] {
             continue;
@@ -324,7 +330,7 @@ fn draw_band(
         if t.iter().all(|v| v[1] > band_top) || t.iter().all(|v| v[1] < band_bottom) {
             continue;
         }
-        let Some(setup) = setup(triangles, index, size) else {
+        let Some(setup) = setup(t, index, size) else {
             continue;
         };
         if setup.max.1 < rows.0 || setup.min.1 >= rows.1 {
@@ -681,8 +687,9 @@ fn colours_of(triangles: &Triangles, setup: &Setup) -> ([[f32; 4]; 3], Option<[u
 /// How many times each pixel is covered by the triangles, ignoring depth (tests of the fill rule).
 pub fn coverage_counts(triangles: &Triangles, size: (u32, u32)) -> Vec<u32> {
     let mut counts = vec![0u32; size.0 as usize * size.1 as usize];
-    for index in 0..triangles.positions.len() / 3 {
-        if let Some(setup) = setup(triangles, index, size) {
+    let (triangles_3, _) = triangles.positions.as_chunks::<3>();
+    for (index, vertices) in triangles_3.iter().enumerate() {
+        if let Some(setup) = setup(vertices, index, size) {
             spans(&setup, (0, i64::from(size.1)), |row, first, last, _| {
                 for column in first..last + 1 {
                     counts[row as usize * size.0 as usize + column as usize] += 1;
