@@ -45,7 +45,7 @@ impl BodyModel {
 
     /// Poses several bodies (persons of a frame, or consecutive frames) at once. Cheaper per body than posing
     /// them one by one: the pose correctives read a 61 MB matrix for SMPL-X, which is memory-bound, and a batch
-    /// streams it once for all its bodies.
+    /// streams it once for all its bodies. Each body comes out bit for bit as [`BodyModel::pose`] gives it.
     pub fn pose_batch(&self, params: &[BodyParams], options: &ForwardOptions) -> Vec<PosedBody> {
         let rotations: Vec<Vec<Matrix3<f32>>> = params
             .iter()
@@ -188,8 +188,8 @@ fn pose_features(rotations: &[Matrix3<f32>]) -> [f32; NUM_POSE_FEATURES] {
 }
 
 /// Step 6: `v += posedirs · features` for every body of a batch. posedirs is vertex-major (one contiguous row
-/// of 486 values per vertex coordinate), so this is one streaming pass over the matrix, each row applied to all
-/// bodies while it is in cache. A batch of one or two bodies is memory-bound: its rows are split over the cores
+/// of 486 values per vertex coordinate), so this is one streaming pass over the matrix, each block of rows
+/// applied to all bodies while it is in cache. A batch of one or two bodies is memory-bound: its rows are split over the cores
 /// (contiguous blocks, each row still computed the same way), which cuts a lone frame's latency.
 fn add_pose_correctives(
     posedirs: &[f32],
@@ -235,6 +235,11 @@ fn available_cores() -> usize {
 }
 
 /// Step 6 over one block of rows: `bodies[b][r] += posedirs row r · features[b]`.
+///
+/// Every path sums in one order, so they all give the same bits: per body and row, a chain of fused
+/// multiply-adds over the features in order starting from zero, `acc = p[k]·f[k] + acc`, then `body[r] += acc`.
+/// A body's result therefore does not depend on the batch it is posed in, the rows' split over threads, or the
+/// CPU's instruction set (fused multiply-adds are exactly rounded everywhere).
 fn correctives_block(
     posedirs: &[f32],
     features: &[[f32; NUM_POSE_FEATURES]],
@@ -249,152 +254,333 @@ fn correctives_block(
     pose_correctives(posedirs, features, bodies);
 }
 
-/// The same sums with AVX2 and FMA intrinsics, each `body[r] += dot(row r, features)` computed exactly as
-/// [`dot`] does (fused multiply-adds are exactly rounded everywhere), so the result is bit-identical to the
-/// portable build. Only the order of the (independent) sums differs: blocks of rows stay in L1 while every
-/// body's features pass over them, and rows go in pairs so each features load serves two rows.
+/// The sums of [`correctives_block`] with AVX2 and FMA. Eight lanes run eight chains side by side: for a batch,
+/// one body per lane ([`bodies_in_lanes_avx2`]); for one or two bodies, which would leave most of those lanes
+/// idle, one row per lane ([`rows_in_lanes_avx2`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn pose_correctives_avx2(
     posedirs: &[f32],
     features: &[[f32; NUM_POSE_FEATURES]],
-    vertices: &mut [&mut [f32]],
+    bodies: &mut [&mut [f32]],
 ) {
-    /// Rows per block: 8 rows of 486 floats (15.5 KB) stay in L1.
-    const BLOCK_ROWS: usize = 8;
-    let rows: Vec<&[f32]> = posedirs.chunks_exact(NUM_POSE_FEATURES).collect();
-    for (block_index, block) in rows.chunks(BLOCK_ROWS).enumerate() {
-        let first_row = block_index * BLOCK_ROWS;
-        for (body, features) in vertices.iter_mut().zip(features) {
-            let body = &mut body[first_row..first_row + block.len()];
-            let (pairs, last) = block.as_chunks::<2>();
-            for (pair_index, [a, b]) in pairs.iter().enumerate() {
-                let (da, db) = dot2_avx2(a, b, features);
-                body[2 * pair_index] += da;
-                body[2 * pair_index + 1] += db;
+    let (rows, _) = posedirs.as_chunks::<NUM_POSE_FEATURES>();
+    match features {
+        [_] => rows_in_lanes_avx2::<1>(rows, features, bodies),
+        [_, _] => rows_in_lanes_avx2::<2>(rows, features, bodies),
+        _ => bodies_in_lanes_avx2(rows, 0, features, bodies),
+    }
+}
+
+/// Bodies per vector in [`bodies_in_lanes_avx2`], rows per tile in [`rows_in_lanes_avx2`].
+const LANES: usize = 8;
+
+/// One feature of eight bodies, aligned for vector loads.
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct Lanes([f32; LANES]);
+
+/// The features of eight bodies, feature-major (`group[k].0[lane]`), zero for missing bodies; or of one body in
+/// every lane.
+type Group = [Lanes; NUM_POSE_FEATURES];
+
+/// Rows per pass over the bodies: all body groups go over these rows (23 KB, in L1) while the next ones are
+/// prefetched, so the matrix streams from memory once whatever the batch size. A multiple of [`PAIR_ROWS`] and
+/// [`SINGLE_ROWS`].
+const BLOCK_ROWS: usize = 12;
+/// Rows × two groups (16 bodies) per micro-kernel call: 12 accumulators, two feature vectors and a broadcast
+/// fill the 16 vector registers, and each k costs 8 loads for 12 fused multiply-adds.
+const PAIR_ROWS: usize = 6;
+/// Rows × one group (up to 8 bodies), for the group left over: 12 independent chains hide the FMA latency.
+const SINGLE_ROWS: usize = 12;
+const _: () =
+    assert!(BLOCK_ROWS.is_multiple_of(PAIR_ROWS) && BLOCK_ROWS.is_multiple_of(SINGLE_ROWS));
+
+/// The batch kernel, rows from `first_row` on: the features are transposed into groups of eight bodies, and a
+/// register-blocked micro-kernel runs the chains of several rows × 8 or 16 bodies at once, each step
+/// broadcasting one matrix value per row against a vector of eight bodies' features. Lanes of missing bodies
+/// compute zeros that are never stored.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn bodies_in_lanes_avx2(
+    rows: &[[f32; NUM_POSE_FEATURES]],
+    first_row: usize,
+    features: &[[f32; NUM_POSE_FEATURES]],
+    bodies: &mut [&mut [f32]],
+) {
+    let mut groups: Vec<Group> =
+        vec![[Lanes([0.0; LANES]); NUM_POSE_FEATURES]; features.len().div_ceil(LANES)];
+    for (body, features) in features.iter().enumerate() {
+        let group = &mut groups[body / LANES];
+        for (lanes, &value) in group.iter_mut().zip(features) {
+            lanes.0[body % LANES] = value;
+        }
+    }
+    let (pairs, single) = groups.as_chunks::<2>();
+    let single: &[[Group; 1]] = single.as_chunks::<1>().0;
+    let single_body = pairs.len() * 2 * LANES;
+    let (blocks, rest) = rows.as_chunks::<BLOCK_ROWS>();
+    for (index, block) in blocks.iter().enumerate() {
+        let row = first_row + index * BLOCK_ROWS;
+        let (pair_rows, _) = block.as_chunks::<PAIR_ROWS>();
+        bodies_in_lanes_pass(pair_rows, row, pairs, 0, bodies);
+        let (single_rows, _) = block.as_chunks::<SINGLE_ROWS>();
+        bodies_in_lanes_pass(single_rows, row, single, single_body, bodies);
+    }
+    let row = first_row + blocks.len() * BLOCK_ROWS;
+    let (rest, _) = rest.as_chunks::<1>();
+    bodies_in_lanes_pass(rest, row, pairs, 0, bodies);
+    bodies_in_lanes_pass(rest, row, single, single_body, bodies);
+}
+
+/// Consecutive sets of `R` rows from `first_row` applied to the bodies of `groups` (from body `first_body`),
+/// `G` groups per micro-kernel call; each set of rows stays in L1 while all the groups pass over it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn bodies_in_lanes_pass<const R: usize, const G: usize>(
+    rows: &[[[f32; NUM_POSE_FEATURES]; R]],
+    first_row: usize,
+    groups: &[[Group; G]],
+    first_body: usize,
+    bodies: &mut [&mut [f32]],
+) {
+    use std::arch::x86_64::*;
+    for (set, rows) in rows.iter().enumerate() {
+        let row = first_row + set * R;
+        for (index, groups) in groups.iter().enumerate() {
+            let sums = bodies_in_lanes_kernel(rows, groups);
+            let group_body = first_body + index * G * LANES;
+            for (offset, row_sums) in sums.iter().enumerate() {
+                for (group, &vector) in row_sums.iter().enumerate() {
+                    let mut lanes = Lanes([0.0; LANES]);
+                    // SAFETY: `lanes` is 8 floats aligned to 32 bytes.
+                    unsafe { _mm256_store_ps(lanes.0.as_mut_ptr(), vector) };
+                    let body = group_body + group * LANES;
+                    for (body, sum) in bodies.iter_mut().skip(body).zip(lanes.0) {
+                        body[row + offset] += sum;
+                    }
+                }
             }
-            if let Some(row) = last.first() {
-                body[block.len() - 1] += dot_avx2(row, features);
+        }
+    }
+}
+
+/// The batch micro-kernel: for `R` rows × `G` groups of eight bodies, the chains `acc = p[k]·f[k] + acc` over
+/// every k, in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn bodies_in_lanes_kernel<const R: usize, const G: usize>(
+    rows: &[[f32; NUM_POSE_FEATURES]; R],
+    groups: &[Group; G],
+) -> [[std::arch::x86_64::__m256; G]; R] {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); G]; R];
+    for k in 0..NUM_POSE_FEATURES {
+        if k % 16 == 0 {
+            // The same features of the next block's rows, one cache line per row every 16 features.
+            for row in rows {
+                prefetch(
+                    row.as_ptr()
+                        .wrapping_add(k + BLOCK_ROWS * NUM_POSE_FEATURES),
+                );
+            }
+        }
+        let mut f = [_mm256_setzero_ps(); G];
+        for (f, group) in f.iter_mut().zip(groups) {
+            // SAFETY: `group[k]` is 8 floats aligned to 32 bytes.
+            *f = unsafe { _mm256_load_ps(group[k].0.as_ptr()) };
+        }
+        for (acc, row) in acc.iter_mut().zip(rows) {
+            let p = _mm256_set1_ps(row[k]);
+            for (acc, &f) in acc.iter_mut().zip(&f) {
+                *acc = _mm256_fmadd_ps(p, f, *acc);
             }
         }
     }
+    acc
 }
 
-/// [`dot`] with four 8-wide accumulators.
+/// Tiles of eight rows per call of [`rows_in_lanes_kernel`]: each body gets one chain per tile, and four
+/// independent chains keep the FMA latency hidden behind the transposes.
+const TILES: usize = 4;
+const TILE_SET_ROWS: usize = TILES * LANES;
+
+/// The kernel for one or two bodies (`B`): lanes hold eight consecutive rows, whose values at eight
+/// consecutive features are transposed in registers (the matrix is row-major), and each body's features are
+/// broadcast. Rows after the last full set of [`TILE_SET_ROWS`] go to the batch kernel, which sums alike.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+fn rows_in_lanes_avx2<const B: usize>(
+    rows: &[[f32; NUM_POSE_FEATURES]],
+    features: &[[f32; NUM_POSE_FEATURES]],
+    bodies: &mut [&mut [f32]],
+) {
     use std::arch::x86_64::*;
-    let (a_chunks, a_rest) = a.as_chunks::<DOT_LANES>();
-    let (b_chunks, b_rest) = b.as_chunks::<DOT_LANES>();
-    let mut acc = [_mm256_setzero_ps(); DOT_LANES / 8];
-    for (x, y) in a_chunks.iter().zip(b_chunks) {
-        for (k, sum) in acc.iter_mut().enumerate() {
-            // SAFETY: both chunks hold DOT_LANES floats and 8·k + 8 <= DOT_LANES.
-            let (xv, yv) = unsafe {
-                (
-                    _mm256_loadu_ps(x.as_ptr().add(8 * k)),
-                    _mm256_loadu_ps(y.as_ptr().add(8 * k)),
-                )
-            };
-            *sum = _mm256_fmadd_ps(xv, yv, *sum);
+    let splats: Vec<Group> = features
+        .iter()
+        .map(|features| features.map(|value| Lanes([value; LANES])))
+        .collect();
+    let splats: &[Group; B] = splats
+        .as_slice()
+        .try_into()
+        .expect("one set of features per body");
+    let (sets, rest) = rows.as_chunks::<TILE_SET_ROWS>();
+    for (index, set) in sets.iter().enumerate() {
+        let sums = rows_in_lanes_kernel(set, splats);
+        for (tile, sums) in sums.iter().enumerate() {
+            let row = index * TILE_SET_ROWS + tile * LANES;
+            for (body, &sum) in bodies.iter_mut().zip(sums) {
+                let out = &mut body[row..row + LANES];
+                // SAFETY: `out` holds 8 floats.
+                unsafe {
+                    let before = _mm256_loadu_ps(out.as_ptr());
+                    _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(before, sum));
+                }
+            }
         }
     }
-    fold_avx2(acc) + dot_tail(a_rest, b_rest)
+    bodies_in_lanes_avx2(rest, sets.len() * TILE_SET_ROWS, features, bodies);
 }
 
-/// [`dot`] of two rows with the same features, each summed exactly as [`dot_avx2`] sums one.
+/// The micro-kernel for one or two bodies: [`TILES`] tiles of eight rows × `B` bodies, each tile's chains
+/// `acc = p[k]·f[k] + acc` over every k in the lanes of one register.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn dot2_avx2(a: &[f32], b: &[f32], features: &[f32]) -> (f32, f32) {
+#[inline]
+fn rows_in_lanes_kernel<const B: usize>(
+    rows: &[[f32; NUM_POSE_FEATURES]; TILE_SET_ROWS],
+    splats: &[Group; B],
+) -> [[std::arch::x86_64::__m256; B]; TILES] {
     use std::arch::x86_64::*;
-    let (a_chunks, a_rest) = a.as_chunks::<DOT_LANES>();
-    let (b_chunks, b_rest) = b.as_chunks::<DOT_LANES>();
-    let (f_chunks, f_rest) = features.as_chunks::<DOT_LANES>();
-    let mut acc_a = [_mm256_setzero_ps(); DOT_LANES / 8];
-    let mut acc_b = [_mm256_setzero_ps(); DOT_LANES / 8];
-    for ((x, y), f) in a_chunks.iter().zip(b_chunks).zip(f_chunks) {
-        for k in 0..DOT_LANES / 8 {
-            // SAFETY: all three chunks hold DOT_LANES floats and 8·k + 8 <= DOT_LANES.
-            let (xv, yv, fv) = unsafe {
-                (
-                    _mm256_loadu_ps(x.as_ptr().add(8 * k)),
-                    _mm256_loadu_ps(y.as_ptr().add(8 * k)),
-                    _mm256_loadu_ps(f.as_ptr().add(8 * k)),
-                )
-            };
-            acc_a[k] = _mm256_fmadd_ps(xv, fv, acc_a[k]);
-            acc_b[k] = _mm256_fmadd_ps(yv, fv, acc_b[k]);
+    /// The last eight features; 486 is not a multiple of 8, so the final step re-reads two and skips them.
+    const LAST: usize = NUM_POSE_FEATURES - LANES;
+    const DONE: usize = NUM_POSE_FEATURES / LANES * LANES;
+    let (tiles, _) = rows.as_chunks::<LANES>();
+    let mut acc = [[_mm256_setzero_ps(); B]; TILES];
+    for k in (0..DONE).step_by(LANES) {
+        for (acc, tile) in acc.iter_mut().zip(tiles) {
+            if k % 16 == 0 {
+                // The same features of the next set's rows, one cache line per row every 16 features.
+                for row in tile {
+                    prefetch(
+                        row.as_ptr()
+                            .wrapping_add(k + TILE_SET_ROWS * NUM_POSE_FEATURES),
+                    );
+                }
+            }
+            let columns = transpose_tile(tile, k);
+            for (j, column) in columns.iter().enumerate() {
+                for (acc, splat) in acc.iter_mut().zip(splats) {
+                    // SAFETY: `splat[k + j]` is 8 floats aligned to 32 bytes (k + j < DONE).
+                    let f = unsafe { _mm256_load_ps(splat[k + j].0.as_ptr()) };
+                    *acc = _mm256_fmadd_ps(*column, f, *acc);
+                }
+            }
         }
     }
-    (
-        fold_avx2(acc_a) + dot_tail(a_rest, f_rest),
-        fold_avx2(acc_b) + dot_tail(b_rest, f_rest),
-    )
+    for (acc, tile) in acc.iter_mut().zip(tiles) {
+        for row in tile {
+            prefetch(
+                row.as_ptr()
+                    .wrapping_add(LAST + TILE_SET_ROWS * NUM_POSE_FEATURES),
+            );
+        }
+        let columns = transpose_tile(tile, LAST);
+        for (j, column) in columns.iter().enumerate().skip(DONE - LAST) {
+            for (acc, splat) in acc.iter_mut().zip(splats) {
+                // SAFETY: `splat[LAST + j]` is 8 floats aligned to 32 bytes (LAST + j < 486).
+                let f = unsafe { _mm256_load_ps(splat[LAST + j].0.as_ptr()) };
+                *acc = _mm256_fmadd_ps(*column, f, *acc);
+            }
+        }
+    }
+    acc
 }
 
-/// The folds of [`dot`]: lanes 0..16 += 16..32, 0..8 += 8..16, 0..4 += 4..8, 0..2 += 2..4, 0 += 1.
+/// The values of eight rows at features `k..k + 8`, as eight vectors of one feature each (lane i: row i).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn fold_avx2(acc: [std::arch::x86_64::__m256; DOT_LANES / 8]) -> f32 {
-    use std::arch::x86_64::*;
-    let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
-    let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let h = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    let s = _mm_add_ss(h, _mm_shuffle_ps::<1>(h, h));
-    _mm_cvtss_f32(s)
+#[inline]
+fn transpose_tile(
+    tile: &[[f32; NUM_POSE_FEATURES]; LANES],
+    k: usize,
+) -> [std::arch::x86_64::__m256; LANES] {
+    let [a0, a1, a2, a3] = transpose_quarter_tile(tile, k);
+    let [b0, b1, b2, b3] = transpose_quarter_tile(tile, k + 4);
+    [a0, a1, a2, a3, b0, b1, b2, b3]
 }
 
-#[inline(always)]
+/// [`transpose_tile`] for features `k..k + 4`. Rows i and i + 4 share a load, so the transpose stays within
+/// 128-bit halves.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn transpose_quarter_tile(
+    tile: &[[f32; NUM_POSE_FEATURES]; LANES],
+    k: usize,
+) -> [std::arch::x86_64::__m256; 4] {
+    use std::arch::x86_64::*;
+    assert!(k + 4 <= NUM_POSE_FEATURES);
+    let mut halves = [_mm256_setzero_ps(); 4];
+    for (i, half) in halves.iter_mut().enumerate() {
+        // SAFETY: rows i and i + 4 of the tile hold features k..k + 4 (asserted above).
+        *half = unsafe { _mm256_loadu2_m128(tile[i + 4].as_ptr().add(k), tile[i].as_ptr().add(k)) };
+    }
+    transpose_halves(halves)
+}
+
+/// A 4×4 transpose within each 128-bit half: lane i of output j is lane j of input i.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn transpose_halves(v: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::__m256; 4] {
+    use std::arch::x86_64::*;
+    // Shuffles rather than unpacks: these run on two ports of current Intel cores, unpacks on one.
+    let low01 = _mm256_shuffle_ps::<0x44>(v[0], v[1]);
+    let high01 = _mm256_shuffle_ps::<0xEE>(v[0], v[1]);
+    let low23 = _mm256_shuffle_ps::<0x44>(v[2], v[3]);
+    let high23 = _mm256_shuffle_ps::<0xEE>(v[2], v[3]);
+    [
+        _mm256_shuffle_ps::<0x88>(low01, low23),
+        _mm256_shuffle_ps::<0xDD>(low01, low23),
+        _mm256_shuffle_ps::<0x88>(high01, high23),
+        _mm256_shuffle_ps::<0xDD>(high01, high23),
+    ]
+}
+
+/// Asks for the cache line holding `address` ahead of its use, into L2: the kernels read each set of rows
+/// several times from L1 while the next set arrives, and a stride of whole rows defeats the hardware prefetchers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn prefetch(address: *const f32) {
+    use std::arch::x86_64::*;
+    // SAFETY: a prefetch only hints the cache; it never faults, whatever the address. (Newer toolchains than the
+    // minimum supported one declare it safe.)
+    #[allow(unused_unsafe)]
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T1>(address.cast())
+    };
+}
+
+/// The portable sums, in the order of [`correctives_block`]; the bodies' chains of a row run side by side.
 fn pose_correctives(
     posedirs: &[f32],
     features: &[[f32; NUM_POSE_FEATURES]],
-    vertices: &mut [&mut [f32]],
+    bodies: &mut [&mut [f32]],
 ) {
+    let mut sums = vec![0.0f32; features.len()];
     for (row_index, row) in posedirs.chunks_exact(NUM_POSE_FEATURES).enumerate() {
-        for (body, features) in vertices.iter_mut().zip(features) {
-            body[row_index] += dot(row, features);
+        sums.fill(0.0);
+        for (k, &p) in row.iter().enumerate() {
+            for (sum, features) in sums.iter_mut().zip(features) {
+                *sum = p.mul_add(features[k], *sum);
+            }
         }
-    }
-}
-
-/// Accumulator lanes of [`dot`]: four independent 8-wide sums, enough to hide the add latency.
-const DOT_LANES: usize = 32;
-
-/// Dot product with a fixed summation order (lane-wise, then the lanes, then the tail).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; DOT_LANES];
-    let (a_chunks, a_rest) = a.as_chunks::<DOT_LANES>();
-    let (b_chunks, b_rest) = b.as_chunks::<DOT_LANES>();
-    for (x, y) in a_chunks.iter().zip(b_chunks) {
-        for lane in 0..DOT_LANES {
-            acc[lane] = x[lane].mul_add(y[lane], acc[lane]);
+        for (body, sum) in bodies.iter_mut().zip(&sums) {
+            body[row_index] += sum;
         }
-    }
-    let tail = dot_tail(a_rest, b_rest);
-    // Pairwise reduction (vector adds, then a short tree) rather than 32 dependent scalar adds.
-    fold_half::<16>(&mut acc);
-    fold_half::<8>(&mut acc);
-    fold_half::<4>(&mut acc);
-    fold_half::<2>(&mut acc);
-    fold_half::<1>(&mut acc);
-    acc[0] + tail
-}
-
-/// The elements after the last full chunk, fused multiply-adds in order.
-#[inline(always)]
-fn dot_tail(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .fold(0.0f32, |sum, (x, y)| x.mul_add(*y, sum))
-}
-
-/// `acc[i] += acc[i + HALF]` for the first `HALF` lanes.
-#[inline(always)]
-fn fold_half<const HALF: usize>(acc: &mut [f32; DOT_LANES]) {
-    for lane in 0..HALF {
-        acc[lane] += acc[lane + HALF];
     }
 }
 
@@ -474,14 +660,43 @@ mod tests {
 
     #[test]
     fn pose_correctives_match_the_portable_loop_bit_for_bit() {
-        let (posedirs, features, start) = correctives_case(37, 3);
-        let mut dispatched = start.clone();
-        add_pose_correctives(&posedirs, &features, &mut dispatched);
-        let mut portable = start.clone();
-        let mut slices: Vec<&mut [f32]> = portable.iter_mut().map(Vec::as_mut_slice).collect();
-        pose_correctives(&posedirs, &features, &mut slices);
-        assert_eq!(bits(&dispatched), bits(&portable));
-        assert_ne!(bits(&dispatched), bits(&start));
+        // Batch sizes around the 8-body groups and their pairs. 81 rows are 6 blocks of 12 and 9 rows more for the
+        // batch kernel, 2 sets of 32 rows and 17 more (a block and 5 rows) for the one- and two-body kernel.
+        for bodies in [1, 2, 3, 8, 9, 17, 33] {
+            let (posedirs, features, start) = correctives_case(81, bodies);
+            let mut dispatched = start.clone();
+            add_pose_correctives(&posedirs, &features, &mut dispatched);
+            let mut portable = start.clone();
+            let mut slices: Vec<&mut [f32]> = portable.iter_mut().map(Vec::as_mut_slice).collect();
+            pose_correctives(&posedirs, &features, &mut slices);
+            assert_eq!(bits(&dispatched), bits(&portable), "{bodies} bodies");
+            for (body, start) in dispatched.iter().zip(&start) {
+                assert!(
+                    body.iter().zip(start).all(|(a, b)| a != b),
+                    "{bodies} bodies: every row of every body changes"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pose_correctives_are_one_fused_chain_per_row_and_body() {
+        // The order every path follows, written out: a body's sums do not depend on its batch.
+        let (posedirs, features, start) = correctives_case(BLOCK_ROWS + 1, 9);
+        let mut batch = start.clone();
+        add_pose_correctives(&posedirs, &features, &mut batch);
+        for (body, (features, start)) in batch.iter().zip(features.iter().zip(&start)) {
+            for (row, (out, start)) in posedirs
+                .chunks_exact(NUM_POSE_FEATURES)
+                .zip(body.iter().zip(start))
+            {
+                let chain = row
+                    .iter()
+                    .zip(features)
+                    .fold(0.0f32, |acc, (p, f)| p.mul_add(*f, acc));
+                assert_eq!(out.to_bits(), (start + chain).to_bits());
+            }
+        }
     }
 
     #[test]
@@ -629,13 +844,6 @@ mod tests {
         assert_ne!(with.joints[index2], without.joints[index2]);
         let knee = super::super::joints::joint_index("left_knee").unwrap();
         assert_eq!(with.joints[knee], without.joints[knee]);
-    }
-
-    #[test]
-    fn dot_handles_tails() {
-        let a: Vec<f32> = (0..75).map(|i| i as f32).collect();
-        let b = vec![1.0; 75];
-        assert_eq!(dot(&a, &b), (0..75).sum::<i32>() as f32);
     }
 
     #[test]
