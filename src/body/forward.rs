@@ -187,9 +187,9 @@ fn pose_features(rotations: &[Matrix3<f32>]) -> [f32; NUM_POSE_FEATURES] {
     features
 }
 
-/// Step 6: `v += posedirs · features` for every body of a batch. posedirs is vertex-major (one contiguous row
-/// of 486 values per vertex coordinate), so this is one streaming pass over the matrix, each block of rows
-/// applied to all bodies while it is in cache. A batch of one or two bodies is memory-bound: its rows are split over the cores
+/// Step 6: `v += posedirs · features` for every body of a batch. posedirs is vertex-major (one contiguous row of
+/// 486 values per vertex coordinate), so this is one streaming pass over the matrix, each block of rows applied to
+/// all bodies while it is in cache. A batch of one or two bodies is memory-bound: its rows are split over the cores
 /// (contiguous blocks, each row still computed the same way), which cuts a lone frame's latency.
 fn add_pose_correctives(
     posedirs: &[f32],
@@ -248,320 +248,306 @@ fn correctives_block(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { pose_correctives_avx2(posedirs, features, bodies) };
+        unsafe { avx2::pose_correctives(posedirs, features, bodies) };
         return;
     }
     pose_correctives(posedirs, features, bodies);
 }
 
-/// The sums of [`correctives_block`] with AVX2 and FMA. Eight lanes run eight chains side by side: for a batch,
-/// one body per lane ([`bodies_in_lanes_avx2`]); for one or two bodies, which would leave most of those lanes
-/// idle, one row per lane ([`rows_in_lanes_avx2`]).
+/// The AVX2 and FMA kernels of [`correctives_block`].
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn pose_correctives_avx2(
-    posedirs: &[f32],
-    features: &[[f32; NUM_POSE_FEATURES]],
-    bodies: &mut [&mut [f32]],
-) {
-    let (rows, _) = posedirs.as_chunks::<NUM_POSE_FEATURES>();
-    match features {
-        [_] => rows_in_lanes_avx2::<1>(rows, features, bodies),
-        [_, _] => rows_in_lanes_avx2::<2>(rows, features, bodies),
-        _ => bodies_in_lanes_avx2(rows, 0, features, bodies),
-    }
-}
+mod avx2 {
+    use std::arch::x86_64::*;
 
-/// Bodies per vector in [`bodies_in_lanes_avx2`], rows per tile in [`rows_in_lanes_avx2`].
-const LANES: usize = 8;
+    use super::NUM_POSE_FEATURES;
 
-/// One feature of eight bodies, aligned for vector loads.
-#[derive(Clone, Copy)]
-#[repr(C, align(32))]
-struct Lanes([f32; LANES]);
-
-/// The features of eight bodies, feature-major (`group[k].0[lane]`), zero for missing bodies; or of one body in
-/// every lane.
-type Group = [Lanes; NUM_POSE_FEATURES];
-
-/// Rows per pass over the bodies: all body groups go over these rows (23 KB, in L1) while the next ones are
-/// prefetched, so the matrix streams from memory once whatever the batch size. A multiple of [`PAIR_ROWS`] and
-/// [`SINGLE_ROWS`].
-const BLOCK_ROWS: usize = 12;
-/// Rows × two groups (16 bodies) per micro-kernel call: 12 accumulators, two feature vectors and a broadcast
-/// fill the 16 vector registers, and each k costs 8 loads for 12 fused multiply-adds.
-const PAIR_ROWS: usize = 6;
-/// Rows × one group (up to 8 bodies), for the group left over: 12 independent chains hide the FMA latency.
-const SINGLE_ROWS: usize = 12;
-const _: () =
-    assert!(BLOCK_ROWS.is_multiple_of(PAIR_ROWS) && BLOCK_ROWS.is_multiple_of(SINGLE_ROWS));
-
-/// The batch kernel, rows from `first_row` on: the features are transposed into groups of eight bodies, and a
-/// register-blocked micro-kernel runs the chains of several rows × 8 or 16 bodies at once, each step
-/// broadcasting one matrix value per row against a vector of eight bodies' features. Lanes of missing bodies
-/// compute zeros that are never stored.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn bodies_in_lanes_avx2(
-    rows: &[[f32; NUM_POSE_FEATURES]],
-    first_row: usize,
-    features: &[[f32; NUM_POSE_FEATURES]],
-    bodies: &mut [&mut [f32]],
-) {
-    let mut groups: Vec<Group> =
-        vec![[Lanes([0.0; LANES]); NUM_POSE_FEATURES]; features.len().div_ceil(LANES)];
-    for (body, features) in features.iter().enumerate() {
-        let group = &mut groups[body / LANES];
-        for (lanes, &value) in group.iter_mut().zip(features) {
-            lanes.0[body % LANES] = value;
+    /// The sums of [`super::correctives_block`] with AVX2 and FMA. Eight lanes run eight chains side by side: for a
+    /// batch, one body per lane ([`bodies_in_lanes`]); for one or two bodies, which would leave most of those lanes
+    /// idle, one row per lane ([`rows_in_lanes`]).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn pose_correctives(
+        posedirs: &[f32],
+        features: &[[f32; NUM_POSE_FEATURES]],
+        bodies: &mut [&mut [f32]],
+    ) {
+        let (rows, _) = posedirs.as_chunks::<NUM_POSE_FEATURES>();
+        match features {
+            [_] => rows_in_lanes::<1>(rows, features, bodies),
+            [_, _] => rows_in_lanes::<2>(rows, features, bodies),
+            _ => bodies_in_lanes(rows, 0, features, bodies),
         }
     }
-    let (pairs, single) = groups.as_chunks::<2>();
-    let single: &[[Group; 1]] = single.as_chunks::<1>().0;
-    let single_body = pairs.len() * 2 * LANES;
-    let (blocks, rest) = rows.as_chunks::<BLOCK_ROWS>();
-    for (index, block) in blocks.iter().enumerate() {
-        let row = first_row + index * BLOCK_ROWS;
-        let (pair_rows, _) = block.as_chunks::<PAIR_ROWS>();
-        bodies_in_lanes_pass(pair_rows, row, pairs, 0, bodies);
-        let (single_rows, _) = block.as_chunks::<SINGLE_ROWS>();
-        bodies_in_lanes_pass(single_rows, row, single, single_body, bodies);
-    }
-    let row = first_row + blocks.len() * BLOCK_ROWS;
-    let (rest, _) = rest.as_chunks::<1>();
-    bodies_in_lanes_pass(rest, row, pairs, 0, bodies);
-    bodies_in_lanes_pass(rest, row, single, single_body, bodies);
-}
 
-/// Consecutive sets of `R` rows from `first_row` applied to the bodies of `groups` (from body `first_body`),
-/// `G` groups per micro-kernel call; each set of rows stays in L1 while all the groups pass over it.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn bodies_in_lanes_pass<const R: usize, const G: usize>(
-    rows: &[[[f32; NUM_POSE_FEATURES]; R]],
-    first_row: usize,
-    groups: &[[Group; G]],
-    first_body: usize,
-    bodies: &mut [&mut [f32]],
-) {
-    use std::arch::x86_64::*;
-    for (set, rows) in rows.iter().enumerate() {
-        let row = first_row + set * R;
-        for (index, groups) in groups.iter().enumerate() {
-            let sums = bodies_in_lanes_kernel(rows, groups);
-            let group_body = first_body + index * G * LANES;
-            for (offset, row_sums) in sums.iter().enumerate() {
-                for (group, &vector) in row_sums.iter().enumerate() {
-                    let mut lanes = Lanes([0.0; LANES]);
-                    // SAFETY: `lanes` is 8 floats aligned to 32 bytes.
-                    unsafe { _mm256_store_ps(lanes.0.as_mut_ptr(), vector) };
-                    let body = group_body + group * LANES;
-                    for (body, sum) in bodies.iter_mut().skip(body).zip(lanes.0) {
-                        body[row + offset] += sum;
+    /// Bodies per vector in [`bodies_in_lanes`], rows per tile in [`rows_in_lanes`].
+    const LANES: usize = 8;
+
+    /// One feature of eight bodies, aligned for vector loads.
+    #[derive(Clone, Copy)]
+    #[repr(C, align(32))]
+    struct Lanes([f32; LANES]);
+
+    /// The features of eight bodies, feature-major (`group[k].0[lane]`), zero for missing bodies; or of one body in
+    /// every lane.
+    type Group = [Lanes; NUM_POSE_FEATURES];
+
+    /// Rows per pass over the bodies: all body groups go over these rows (23 KB, in L1) while the next ones are
+    /// prefetched, so the matrix streams from memory once whatever the batch size. A multiple of [`PAIR_ROWS`] and
+    /// [`SINGLE_ROWS`].
+    const BLOCK_ROWS: usize = 12;
+    /// Rows × two groups (16 bodies) per micro-kernel call: 12 accumulators, two feature vectors and a broadcast
+    /// fill the 16 vector registers, and each k costs 8 loads for 12 fused multiply-adds.
+    const PAIR_ROWS: usize = 6;
+    /// Rows × one group (up to 8 bodies), for the group left over: 12 independent chains hide the FMA latency.
+    const SINGLE_ROWS: usize = 12;
+    const _: () =
+        assert!(BLOCK_ROWS.is_multiple_of(PAIR_ROWS) && BLOCK_ROWS.is_multiple_of(SINGLE_ROWS));
+
+    /// The batch kernel, rows from `first_row` on: the features are transposed into groups of eight bodies, and a
+    /// register-blocked micro-kernel runs the chains of several rows × 8 or 16 bodies at once, each step
+    /// broadcasting one matrix value per row against a vector of eight bodies' features. Lanes of missing bodies
+    /// compute zeros that are never stored.
+    #[target_feature(enable = "avx2,fma")]
+    fn bodies_in_lanes(
+        rows: &[[f32; NUM_POSE_FEATURES]],
+        first_row: usize,
+        features: &[[f32; NUM_POSE_FEATURES]],
+        bodies: &mut [&mut [f32]],
+    ) {
+        let mut groups: Vec<Group> =
+            vec![[Lanes([0.0; LANES]); NUM_POSE_FEATURES]; features.len().div_ceil(LANES)];
+        for (body, features) in features.iter().enumerate() {
+            let group = &mut groups[body / LANES];
+            for (lanes, &value) in group.iter_mut().zip(features) {
+                lanes.0[body % LANES] = value;
+            }
+        }
+        let (pairs, single) = groups.as_chunks::<2>();
+        let single: &[[Group; 1]] = single.as_chunks::<1>().0;
+        let single_body = pairs.len() * 2 * LANES;
+        let (blocks, rest) = rows.as_chunks::<BLOCK_ROWS>();
+        for (index, block) in blocks.iter().enumerate() {
+            let row = first_row + index * BLOCK_ROWS;
+            let (pair_rows, _) = block.as_chunks::<PAIR_ROWS>();
+            bodies_in_lanes_pass(pair_rows, row, pairs, 0, bodies);
+            let (single_rows, _) = block.as_chunks::<SINGLE_ROWS>();
+            bodies_in_lanes_pass(single_rows, row, single, single_body, bodies);
+        }
+        let row = first_row + blocks.len() * BLOCK_ROWS;
+        let (rest, _) = rest.as_chunks::<1>();
+        bodies_in_lanes_pass(rest, row, pairs, 0, bodies);
+        bodies_in_lanes_pass(rest, row, single, single_body, bodies);
+    }
+
+    /// Consecutive sets of `R` rows from `first_row` applied to the bodies of `groups` (from body `first_body`),
+    /// `G` groups per micro-kernel call; each set of rows stays in L1 while all the groups pass over it.
+    #[target_feature(enable = "avx2,fma")]
+    fn bodies_in_lanes_pass<const R: usize, const G: usize>(
+        rows: &[[[f32; NUM_POSE_FEATURES]; R]],
+        first_row: usize,
+        groups: &[[Group; G]],
+        first_body: usize,
+        bodies: &mut [&mut [f32]],
+    ) {
+        for (set, rows) in rows.iter().enumerate() {
+            let row = first_row + set * R;
+            for (index, groups) in groups.iter().enumerate() {
+                let sums = bodies_in_lanes_kernel(rows, groups);
+                let group_body = first_body + index * G * LANES;
+                for (offset, row_sums) in sums.iter().enumerate() {
+                    for (group, &vector) in row_sums.iter().enumerate() {
+                        let mut lanes = Lanes([0.0; LANES]);
+                        // SAFETY: `lanes` is 8 floats aligned to 32 bytes.
+                        unsafe { _mm256_store_ps(lanes.0.as_mut_ptr(), vector) };
+                        let body = group_body + group * LANES;
+                        for (body, sum) in bodies.iter_mut().skip(body).zip(lanes.0) {
+                            body[row + offset] += sum;
+                        }
                     }
                 }
             }
         }
     }
-}
 
-/// The batch micro-kernel: for `R` rows × `G` groups of eight bodies, the chains `acc = p[k]·f[k] + acc` over
-/// every k, in registers.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn bodies_in_lanes_kernel<const R: usize, const G: usize>(
-    rows: &[[f32; NUM_POSE_FEATURES]; R],
-    groups: &[Group; G],
-) -> [[std::arch::x86_64::__m256; G]; R] {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_ps(); G]; R];
-    for k in 0..NUM_POSE_FEATURES {
-        if k % 16 == 0 {
-            // The same features of the next block's rows, one cache line per row every 16 features.
-            for row in rows {
-                prefetch(
-                    row.as_ptr()
-                        .wrapping_add(k + BLOCK_ROWS * NUM_POSE_FEATURES),
-                );
-            }
-        }
-        let mut f = [_mm256_setzero_ps(); G];
-        for (f, group) in f.iter_mut().zip(groups) {
-            // SAFETY: `group[k]` is 8 floats aligned to 32 bytes.
-            *f = unsafe { _mm256_load_ps(group[k].0.as_ptr()) };
-        }
-        for (acc, row) in acc.iter_mut().zip(rows) {
-            let p = _mm256_set1_ps(row[k]);
-            for (acc, &f) in acc.iter_mut().zip(&f) {
-                *acc = _mm256_fmadd_ps(p, f, *acc);
-            }
-        }
-    }
-    acc
-}
-
-/// Tiles of eight rows per call of [`rows_in_lanes_kernel`]: each body gets one chain per tile, and four
-/// independent chains keep the FMA latency hidden behind the transposes.
-const TILES: usize = 4;
-const TILE_SET_ROWS: usize = TILES * LANES;
-
-/// The kernel for one or two bodies (`B`): lanes hold eight consecutive rows, whose values at eight
-/// consecutive features are transposed in registers (the matrix is row-major), and each body's features are
-/// broadcast. Rows after the last full set of [`TILE_SET_ROWS`] go to the batch kernel, which sums alike.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn rows_in_lanes_avx2<const B: usize>(
-    rows: &[[f32; NUM_POSE_FEATURES]],
-    features: &[[f32; NUM_POSE_FEATURES]],
-    bodies: &mut [&mut [f32]],
-) {
-    use std::arch::x86_64::*;
-    let splats: Vec<Group> = features
-        .iter()
-        .map(|features| features.map(|value| Lanes([value; LANES])))
-        .collect();
-    let splats: &[Group; B] = splats
-        .as_slice()
-        .try_into()
-        .expect("one set of features per body");
-    let (sets, rest) = rows.as_chunks::<TILE_SET_ROWS>();
-    for (index, set) in sets.iter().enumerate() {
-        let sums = rows_in_lanes_kernel(set, splats);
-        for (tile, sums) in sums.iter().enumerate() {
-            let row = index * TILE_SET_ROWS + tile * LANES;
-            for (body, &sum) in bodies.iter_mut().zip(sums) {
-                let out = &mut body[row..row + LANES];
-                // SAFETY: `out` holds 8 floats.
-                unsafe {
-                    let before = _mm256_loadu_ps(out.as_ptr());
-                    _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(before, sum));
-                }
-            }
-        }
-    }
-    bodies_in_lanes_avx2(rest, sets.len() * TILE_SET_ROWS, features, bodies);
-}
-
-/// The micro-kernel for one or two bodies: [`TILES`] tiles of eight rows × `B` bodies, each tile's chains
-/// `acc = p[k]·f[k] + acc` over every k in the lanes of one register.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn rows_in_lanes_kernel<const B: usize>(
-    rows: &[[f32; NUM_POSE_FEATURES]; TILE_SET_ROWS],
-    splats: &[Group; B],
-) -> [[std::arch::x86_64::__m256; B]; TILES] {
-    use std::arch::x86_64::*;
-    /// The last eight features; 486 is not a multiple of 8, so the final step re-reads two and skips them.
-    const LAST: usize = NUM_POSE_FEATURES - LANES;
-    const DONE: usize = NUM_POSE_FEATURES / LANES * LANES;
-    let (tiles, _) = rows.as_chunks::<LANES>();
-    let mut acc = [[_mm256_setzero_ps(); B]; TILES];
-    for k in (0..DONE).step_by(LANES) {
-        for (acc, tile) in acc.iter_mut().zip(tiles) {
+    /// The batch micro-kernel: for `R` rows × `G` groups of eight bodies, the chains `acc = p[k]·f[k] + acc` over
+    /// every k, in registers.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn bodies_in_lanes_kernel<const R: usize, const G: usize>(
+        rows: &[[f32; NUM_POSE_FEATURES]; R],
+        groups: &[Group; G],
+    ) -> [[__m256; G]; R] {
+        let mut acc = [[_mm256_setzero_ps(); G]; R];
+        for k in 0..NUM_POSE_FEATURES {
             if k % 16 == 0 {
-                // The same features of the next set's rows, one cache line per row every 16 features.
-                for row in tile {
+                // The same features of the next block's rows, one cache line per row every 16 features.
+                for row in rows {
                     prefetch(
                         row.as_ptr()
-                            .wrapping_add(k + TILE_SET_ROWS * NUM_POSE_FEATURES),
+                            .wrapping_add(k + BLOCK_ROWS * NUM_POSE_FEATURES),
                     );
                 }
             }
-            let columns = transpose_tile(tile, k);
-            for (j, column) in columns.iter().enumerate() {
+            let mut f = [_mm256_setzero_ps(); G];
+            for (f, group) in f.iter_mut().zip(groups) {
+                // SAFETY: `group[k]` is 8 floats aligned to 32 bytes.
+                *f = unsafe { _mm256_load_ps(group[k].0.as_ptr()) };
+            }
+            for (acc, row) in acc.iter_mut().zip(rows) {
+                let p = _mm256_set1_ps(row[k]);
+                for (acc, &f) in acc.iter_mut().zip(&f) {
+                    *acc = _mm256_fmadd_ps(p, f, *acc);
+                }
+            }
+        }
+        acc
+    }
+
+    /// Tiles of eight rows per call of [`rows_in_lanes_kernel`]: each body gets one chain per tile, and four
+    /// independent chains keep the FMA latency hidden behind the transposes.
+    const TILES: usize = 4;
+    const TILE_SET_ROWS: usize = TILES * LANES;
+
+    /// The kernel for one or two bodies (`B`): lanes hold eight consecutive rows, whose values at eight
+    /// consecutive features are transposed in registers (the matrix is row-major), and each body's features are
+    /// broadcast. Rows after the last full set of [`TILE_SET_ROWS`] go to the batch kernel, which sums alike.
+    #[target_feature(enable = "avx2,fma")]
+    fn rows_in_lanes<const B: usize>(
+        rows: &[[f32; NUM_POSE_FEATURES]],
+        features: &[[f32; NUM_POSE_FEATURES]],
+        bodies: &mut [&mut [f32]],
+    ) {
+        let splats: Vec<Group> = features
+            .iter()
+            .map(|features| features.map(|value| Lanes([value; LANES])))
+            .collect();
+        let splats: &[Group; B] = splats
+            .as_slice()
+            .try_into()
+            .expect("one set of features per body");
+        let (sets, rest) = rows.as_chunks::<TILE_SET_ROWS>();
+        for (index, set) in sets.iter().enumerate() {
+            let sums = rows_in_lanes_kernel(set, splats);
+            for (tile, sums) in sums.iter().enumerate() {
+                let row = index * TILE_SET_ROWS + tile * LANES;
+                for (body, &sum) in bodies.iter_mut().zip(sums) {
+                    let out = &mut body[row..row + LANES];
+                    // SAFETY: `out` holds 8 floats.
+                    unsafe {
+                        let before = _mm256_loadu_ps(out.as_ptr());
+                        _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(before, sum));
+                    }
+                }
+            }
+        }
+        bodies_in_lanes(rest, sets.len() * TILE_SET_ROWS, features, bodies);
+    }
+
+    /// The micro-kernel for one or two bodies: [`TILES`] tiles of eight rows × `B` bodies, each tile's chains
+    /// `acc = p[k]·f[k] + acc` over every k in the lanes of one register.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn rows_in_lanes_kernel<const B: usize>(
+        rows: &[[f32; NUM_POSE_FEATURES]; TILE_SET_ROWS],
+        splats: &[Group; B],
+    ) -> [[__m256; B]; TILES] {
+        /// The last eight features; 486 is not a multiple of 8, so the final step re-reads two and skips them.
+        const LAST: usize = NUM_POSE_FEATURES - LANES;
+        const DONE: usize = NUM_POSE_FEATURES / LANES * LANES;
+        let (tiles, _) = rows.as_chunks::<LANES>();
+        let mut acc = [[_mm256_setzero_ps(); B]; TILES];
+        for k in (0..DONE).step_by(LANES) {
+            for (acc, tile) in acc.iter_mut().zip(tiles) {
+                if k % 16 == 0 {
+                    // The same features of the next set's rows, one cache line per row every 16 features.
+                    for row in tile {
+                        prefetch(
+                            row.as_ptr()
+                                .wrapping_add(k + TILE_SET_ROWS * NUM_POSE_FEATURES),
+                        );
+                    }
+                }
+                let columns = transpose_tile(tile, k);
+                for (j, column) in columns.iter().enumerate() {
+                    for (acc, splat) in acc.iter_mut().zip(splats) {
+                        // SAFETY: `splat[k + j]` is 8 floats aligned to 32 bytes (k + j < DONE).
+                        let f = unsafe { _mm256_load_ps(splat[k + j].0.as_ptr()) };
+                        *acc = _mm256_fmadd_ps(*column, f, *acc);
+                    }
+                }
+            }
+        }
+        for (acc, tile) in acc.iter_mut().zip(tiles) {
+            for row in tile {
+                prefetch(
+                    row.as_ptr()
+                        .wrapping_add(LAST + TILE_SET_ROWS * NUM_POSE_FEATURES),
+                );
+            }
+            let columns = transpose_tile(tile, LAST);
+            for (j, column) in columns.iter().enumerate().skip(DONE - LAST) {
                 for (acc, splat) in acc.iter_mut().zip(splats) {
-                    // SAFETY: `splat[k + j]` is 8 floats aligned to 32 bytes (k + j < DONE).
-                    let f = unsafe { _mm256_load_ps(splat[k + j].0.as_ptr()) };
+                    // SAFETY: `splat[LAST + j]` is 8 floats aligned to 32 bytes (LAST + j < 486).
+                    let f = unsafe { _mm256_load_ps(splat[LAST + j].0.as_ptr()) };
                     *acc = _mm256_fmadd_ps(*column, f, *acc);
                 }
             }
         }
+        acc
     }
-    for (acc, tile) in acc.iter_mut().zip(tiles) {
-        for row in tile {
-            prefetch(
-                row.as_ptr()
-                    .wrapping_add(LAST + TILE_SET_ROWS * NUM_POSE_FEATURES),
-            );
+
+    /// The values of eight rows at features `k..k + 8`, as eight vectors of one feature each (lane i: row i).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn transpose_tile(tile: &[[f32; NUM_POSE_FEATURES]; LANES], k: usize) -> [__m256; LANES] {
+        let [a0, a1, a2, a3] = transpose_quarter_tile(tile, k);
+        let [b0, b1, b2, b3] = transpose_quarter_tile(tile, k + 4);
+        [a0, a1, a2, a3, b0, b1, b2, b3]
+    }
+
+    /// [`transpose_tile`] for features `k..k + 4`. Rows i and i + 4 share a load, so the transpose stays within
+    /// 128-bit halves.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn transpose_quarter_tile(tile: &[[f32; NUM_POSE_FEATURES]; LANES], k: usize) -> [__m256; 4] {
+        assert!(k + 4 <= NUM_POSE_FEATURES);
+        let mut halves = [_mm256_setzero_ps(); 4];
+        for (i, half) in halves.iter_mut().enumerate() {
+            // SAFETY: rows i and i + 4 of the tile hold features k..k + 4 (asserted above).
+            *half =
+                unsafe { _mm256_loadu2_m128(tile[i + 4].as_ptr().add(k), tile[i].as_ptr().add(k)) };
         }
-        let columns = transpose_tile(tile, LAST);
-        for (j, column) in columns.iter().enumerate().skip(DONE - LAST) {
-            for (acc, splat) in acc.iter_mut().zip(splats) {
-                // SAFETY: `splat[LAST + j]` is 8 floats aligned to 32 bytes (LAST + j < 486).
-                let f = unsafe { _mm256_load_ps(splat[LAST + j].0.as_ptr()) };
-                *acc = _mm256_fmadd_ps(*column, f, *acc);
-            }
-        }
+        transpose_halves(halves)
     }
-    acc
-}
 
-/// The values of eight rows at features `k..k + 8`, as eight vectors of one feature each (lane i: row i).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn transpose_tile(
-    tile: &[[f32; NUM_POSE_FEATURES]; LANES],
-    k: usize,
-) -> [std::arch::x86_64::__m256; LANES] {
-    let [a0, a1, a2, a3] = transpose_quarter_tile(tile, k);
-    let [b0, b1, b2, b3] = transpose_quarter_tile(tile, k + 4);
-    [a0, a1, a2, a3, b0, b1, b2, b3]
-}
-
-/// [`transpose_tile`] for features `k..k + 4`. Rows i and i + 4 share a load, so the transpose stays within
-/// 128-bit halves.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn transpose_quarter_tile(
-    tile: &[[f32; NUM_POSE_FEATURES]; LANES],
-    k: usize,
-) -> [std::arch::x86_64::__m256; 4] {
-    use std::arch::x86_64::*;
-    assert!(k + 4 <= NUM_POSE_FEATURES);
-    let mut halves = [_mm256_setzero_ps(); 4];
-    for (i, half) in halves.iter_mut().enumerate() {
-        // SAFETY: rows i and i + 4 of the tile hold features k..k + 4 (asserted above).
-        *half = unsafe { _mm256_loadu2_m128(tile[i + 4].as_ptr().add(k), tile[i].as_ptr().add(k)) };
+    /// A 4×4 transpose within each 128-bit half: lane i of output j is lane j of input i.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn transpose_halves(v: [__m256; 4]) -> [__m256; 4] {
+        // Shuffles rather than unpacks: these run on two ports of current Intel cores, unpacks on one.
+        let low01 = _mm256_shuffle_ps::<0x44>(v[0], v[1]);
+        let high01 = _mm256_shuffle_ps::<0xEE>(v[0], v[1]);
+        let low23 = _mm256_shuffle_ps::<0x44>(v[2], v[3]);
+        let high23 = _mm256_shuffle_ps::<0xEE>(v[2], v[3]);
+        [
+            _mm256_shuffle_ps::<0x88>(low01, low23),
+            _mm256_shuffle_ps::<0xDD>(low01, low23),
+            _mm256_shuffle_ps::<0x88>(high01, high23),
+            _mm256_shuffle_ps::<0xDD>(high01, high23),
+        ]
     }
-    transpose_halves(halves)
-}
 
-/// A 4×4 transpose within each 128-bit half: lane i of output j is lane j of input i.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn transpose_halves(v: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::__m256; 4] {
-    use std::arch::x86_64::*;
-    // Shuffles rather than unpacks: these run on two ports of current Intel cores, unpacks on one.
-    let low01 = _mm256_shuffle_ps::<0x44>(v[0], v[1]);
-    let high01 = _mm256_shuffle_ps::<0xEE>(v[0], v[1]);
-    let low23 = _mm256_shuffle_ps::<0x44>(v[2], v[3]);
-    let high23 = _mm256_shuffle_ps::<0xEE>(v[2], v[3]);
-    [
-        _mm256_shuffle_ps::<0x88>(low01, low23),
-        _mm256_shuffle_ps::<0xDD>(low01, low23),
-        _mm256_shuffle_ps::<0x88>(high01, high23),
-        _mm256_shuffle_ps::<0xDD>(high01, high23),
-    ]
-}
-
-/// Asks for the cache line holding `address` ahead of its use, into L2: the kernels read each set of rows
-/// several times from L1 while the next set arrives, and a stride of whole rows defeats the hardware prefetchers.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn prefetch(address: *const f32) {
-    use std::arch::x86_64::*;
-    // SAFETY: a prefetch only hints the cache; it never faults, whatever the address. (Newer toolchains than the
-    // minimum supported one declare it safe.)
-    #[allow(unused_unsafe)]
-    unsafe {
-        _mm_prefetch::<_MM_HINT_T1>(address.cast())
-    };
+    /// Asks for the cache line holding `address` ahead of its use, into L2, while the kernels work on the rows
+    /// before it: rows read side by side, a few bytes each per step, mostly escape the hardware prefetchers.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn prefetch(address: *const f32) {
+        // SAFETY: a prefetch only hints the cache; it never faults, whatever the address. (Newer toolchains than
+        // the minimum supported one declare it safe.)
+        #[allow(unused_unsafe)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T1>(address.cast())
+        };
+    }
 }
 
 /// The portable sums, in the order of [`correctives_block`]; the bodies' chains of a row run side by side.
@@ -682,19 +668,21 @@ mod tests {
     #[test]
     fn pose_correctives_are_one_fused_chain_per_row_and_body() {
         // The order every path follows, written out: a body's sums do not depend on its batch.
-        let (posedirs, features, start) = correctives_case(BLOCK_ROWS + 1, 9);
-        let mut batch = start.clone();
-        add_pose_correctives(&posedirs, &features, &mut batch);
-        for (body, (features, start)) in batch.iter().zip(features.iter().zip(&start)) {
-            for (row, (out, start)) in posedirs
-                .chunks_exact(NUM_POSE_FEATURES)
-                .zip(body.iter().zip(start))
-            {
-                let chain = row
-                    .iter()
-                    .zip(features)
-                    .fold(0.0f32, |acc, (p, f)| p.mul_add(*f, acc));
-                assert_eq!(out.to_bits(), (start + chain).to_bits());
+        for bodies in [1, 2, 9] {
+            let (posedirs, features, start) = correctives_case(77, bodies);
+            let mut batch = start.clone();
+            add_pose_correctives(&posedirs, &features, &mut batch);
+            for (body, (features, start)) in batch.iter().zip(features.iter().zip(&start)) {
+                for (row, (out, start)) in posedirs
+                    .chunks_exact(NUM_POSE_FEATURES)
+                    .zip(body.iter().zip(start))
+                {
+                    let chain = row
+                        .iter()
+                        .zip(features)
+                        .fold(0.0f32, |acc, (p, f)| p.mul_add(*f, acc));
+                    assert_eq!(out.to_bits(), (start + chain).to_bits(), "{bodies} bodies");
+                }
             }
         }
     }
