@@ -20,7 +20,25 @@ struct Request {
     reply: SyncSender<Result<RgbaImage, RenderError>>,
 }
 
-/// A cloneable handle to a backend. With GL, the render thread ends when the last handle is dropped.
+/// The render thread and the way to it. Dropping it (with the last handle) closes the queue and joins the
+/// thread, so the GL context is destroyed before `main` returns: Mesa tearing down its EGL state at process exit
+/// while the render thread still destroys its context crashed the process now and then.
+struct GlThread {
+    /// `Some` until dropped.
+    sender: Option<SyncSender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for GlThread {
+    fn drop(&mut self) {
+        drop(self.sender.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A cloneable handle to a backend. With GL, dropping the last handle ends the render thread and waits for it.
 #[derive(Clone)]
 pub struct RenderHandle {
     engine: Engine,
@@ -30,7 +48,7 @@ pub struct RenderHandle {
 #[derive(Clone)]
 enum Engine {
     /// GL, on the render thread.
-    Gl(SyncSender<Request>),
+    Gl(Arc<GlThread>),
     /// The CPU rasterizer in the caller's thread, with this many band threads per image.
     Cpu { threads: usize },
 }
@@ -83,7 +101,7 @@ impl RenderHandle {
     pub fn spawn_gl(device_index: Option<usize>) -> Result<RenderHandle, RenderError> {
         let (sender, receiver) = sync_channel::<Request>(QUEUE_DEPTH);
         let (ready_sender, ready) = sync_channel::<Result<String, RenderError>>(1);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("render".to_string())
             .spawn(move || match GlRenderer::new(device_index) {
                 Ok(renderer) => {
@@ -99,7 +117,10 @@ impl RenderHandle {
             RenderError::ThreadGone("it stopped while creating the GL context".to_string())
         })??;
         Ok(RenderHandle {
-            engine: Engine::Gl(sender),
+            engine: Engine::Gl(Arc::new(GlThread {
+                sender: Some(sender),
+                thread: Some(thread),
+            })),
             description: description.into(),
         })
     }
@@ -122,15 +143,18 @@ impl RenderHandle {
     pub fn render(&self, triangles: Triangles, size: (u32, u32)) -> Result<RgbaImage, RenderError> {
         match &self.engine {
             Engine::Cpu { threads } => guarded(|| Ok(render_cpu(&triangles, size, *threads))),
-            Engine::Gl(sender) => {
+            Engine::Gl(gl) => {
                 let (reply, answer) = sync_channel(1);
-                sender
+                let gone = || RenderError::ThreadGone("no longer accepting work".to_string());
+                gl.sender
+                    .as_ref()
+                    .ok_or_else(gone)?
                     .send(Request {
                         triangles,
                         size,
                         reply,
                     })
-                    .map_err(|_| RenderError::ThreadGone("no longer accepting work".to_string()))?;
+                    .map_err(|_| gone())?;
                 answer.recv().map_err(|_| {
                     RenderError::ThreadGone("it stopped before answering".to_string())
                 })?
