@@ -10,6 +10,7 @@
 //! - [`mesh_file`]: meshes → OBJ/PLY files.
 //! - [`render`]: meshes and cameras → RGBA pixels (headless GL on one render thread), and placeholders.
 //! - [`encode`]: RGBA → PNG / WebP bytes.
+//! - [`parallel`]: splitting one frame's work over a few threads.
 //! - [`report`]: `render_report.json`: what happened to every frame of a batch run, and merging shard reports.
 //! - [`server`]: `meshreel serve` — the HTTP/WebSocket API, frame cache and render pool behind the player.
 //! - [`commands`]: the subcommands, on top of the stages; [`cli`] declares their flags.
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod encode;
 pub mod frames;
 pub mod mesh_file;
+pub mod parallel;
 pub mod pipeline;
 pub mod render;
 pub mod report;

@@ -8,6 +8,7 @@ use nalgebra::{Matrix3, Vector3};
 
 use super::joints::{LEFT_HAND_FIRST, NUM_HAND_JOINTS, NUM_JOINTS, NUM_POSE_FEATURES};
 use super::{BlendDirs, BodyModel, BodyParams};
+use crate::parallel::{available_cores, run_parts};
 
 /// Choices that change how parameters become a mesh.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,25 +215,14 @@ fn add_pose_correctives(
         }
     }
     let block_dirs = posedirs.chunks(rows_per_thread * NUM_POSE_FEATURES);
-    let mut work = blocks.into_iter().zip(block_dirs);
-    let Some((mut own, own_dirs)) = work.next() else {
-        return;
-    };
-    std::thread::scope(|scope| {
-        for (mut block, dirs) in work {
-            scope.spawn(move || correctives_block(dirs, features, &mut block));
-        }
-        correctives_block(own_dirs, features, &mut own);
+    let parts: Vec<_> = blocks.into_iter().zip(block_dirs).collect();
+    run_parts(parts, |(mut block, dirs)| {
+        correctives_block(dirs, features, &mut block)
     });
 }
 
 /// Matrices with fewer rows than this (small test models) are not worth a thread.
 const PARALLEL_MIN_ROWS: usize = 4096;
-
-fn available_cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
-}
 
 /// Step 6 over one block of rows: `bodies[b][r] += posedirs row r · features[b]`.
 ///

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 
 use super::RgbaImage;
 use super::scene::Triangles;
+use crate::parallel::run_parts;
 
 /// Sub-pixel precision: 8 bits, as llvmpipe uses.
 const SUBPIXEL_BITS: u32 = 8;
@@ -264,7 +265,8 @@ impl DepthBuffer {
 }
 
 thread_local! {
-    /// The calling thread's depth buffer, reused from frame to frame.
+    /// The thread's depth buffer, reused from frame to frame by threads that draw many (band threads live for
+    /// one frame).
     static DEPTH: RefCell<DepthBuffer> = RefCell::default();
 }
 
@@ -287,19 +289,22 @@ fn render_with(
         return image;
     }
     let rows_per_band = height.div_ceil(threads.max(1)).max(1);
-    let mut bands = image.pixels.chunks_mut(rows_per_band * width * 4);
-    let Some(own) = bands.next() else {
-        return image;
-    };
-    std::thread::scope(|scope| {
-        for (band, pixels) in bands.enumerate() {
-            let first_row = (band + 1) * rows_per_band;
-            scope.spawn(move || {
-                let mut depth = DepthBuffer::default();
-                draw_band(triangles, size, pixels, first_row, &mut depth, small_path);
-            });
-        }
-        DEPTH.with_borrow_mut(|depth| draw_band(triangles, size, own, 0, depth, small_path));
+    let bands: Vec<_> = image
+        .pixels
+        .chunks_mut(rows_per_band * width * 4)
+        .enumerate()
+        .collect();
+    run_parts(bands, |(band, pixels)| {
+        DEPTH.with_borrow_mut(|depth| {
+            draw_band(
+                triangles,
+                size,
+                pixels,
+                band * rows_per_band,
+                depth,
+                small_path,
+            )
+        })
     });
     image
 }
