@@ -4,6 +4,8 @@
 //! look (base colour × min(1, 0.3 ambient + 0.7 head-light·max(0, −n_z)), no gamma), and given a depth slab so
 //! the nearest person is drawn on top. A backend only rasterizes with a depth test.
 
+use std::mem::MaybeUninit;
+
 use super::RgbaImage;
 use super::camera::Intrinsics;
 
@@ -65,11 +67,10 @@ pub fn prepare(
     size: (u32, u32),
     look: &Look,
 ) -> Triangles {
-    let mut out = Triangles {
-        positions: Vec::with_capacity(persons.len() * faces.len() * 3),
-        colours: Vec::with_capacity(persons.len() * faces.len() * 3),
-        flat: !look.smooth,
-    };
+    let per_person = faces.len() * 3;
+    let total = persons.len() * per_person;
+    let mut positions = Vec::with_capacity(total);
+    let mut colours = Vec::with_capacity(total);
     let shared_camera = persons
         .windows(2)
         .all(|w| w[0].intrinsics == w[1].intrinsics);
@@ -81,7 +82,10 @@ pub fn prepare(
     // depth (mean Z / fx) and give each its own slice of the depth range, nearest first.
     let mut order: Vec<usize> = (0..persons.len()).collect();
     order.sort_by(|a, b| real_depth(&persons[*a]).total_cmp(&real_depth(&persons[*b])));
-    for (index, person) in persons.iter().enumerate() {
+    let slots = positions.spare_capacity_mut()[..total]
+        .chunks_mut(per_person.max(1))
+        .zip(colours.spare_capacity_mut()[..total].chunks_mut(per_person.max(1)));
+    for (index, (person, slots)) in persons.iter().zip(slots).enumerate() {
         let rank = order.iter().position(|i| *i == index).unwrap_or(index);
         let slab = if shared_camera {
             Slab {
@@ -97,9 +101,20 @@ pub fn prepare(
                 width,
             }
         };
-        add_person(&mut out, person, faces, size, look, slab);
+        let camera = Camera::new(person.intrinsics, size, slab);
+        add_person(slots, person.vertices, faces, &camera, look);
     }
-    out
+    // SAFETY: `add_person` wrote every one of the `total` slots: three positions and three colours per face of
+    // every person, hidden faces included.
+    unsafe {
+        positions.set_len(total);
+        colours.set_len(total);
+    }
+    Triangles {
+        positions,
+        colours,
+        flat: !look.smooth,
+    }
 }
 
 /// The slice of NDC depth a person's depth range maps to.
@@ -138,26 +153,51 @@ fn real_depth(person: &PersonView<'_>) -> f32 {
     mean_z / person.intrinsics.fx
 }
 
-fn add_person(
-    out: &mut Triangles,
-    person: &PersonView<'_>,
-    faces: &[[u32; 3]],
-    size: (u32, u32),
-    look: &Look,
+/// A person's projection to NDC: u = fx·X/Z + cx, with pixel (i, j) centred on (u, v) = (i, j), as GL samples
+/// window coordinate i + ½; depth from the person's slab.
+struct Camera {
+    k: Intrinsics,
+    size: (f32, f32),
     slab: Slab,
-) {
-    let k = person.intrinsics;
-    let (width, height) = (size.0 as f32, size.1 as f32);
-    let vertices = person.vertices;
-    let ndc = |v: [f32; 3]| {
+}
+
+impl Camera {
+    fn new(k: Intrinsics, size: (u32, u32), slab: Slab) -> Camera {
+        Camera {
+            k,
+            size: (size.0 as f32, size.1 as f32),
+            slab,
+        }
+    }
+
+    fn ndc(&self, v: [f32; 3]) -> [f32; 3] {
+        let k = &self.k;
         let (u, w) = (k.fx * v[0] / v[2] + k.cx, k.fy * v[1] / v[2] + k.cy);
-        // Pixel (i, j) is centred on (u, v) = (i, j): GL samples window coordinate i + 0.5.
         [
-            2.0 * (u + 0.5) / width - 1.0,
-            1.0 - 2.0 * (w + 0.5) / height,
-            slab.ndc(v[2]),
+            2.0 * (u + 0.5) / self.size.0 - 1.0,
+            1.0 - 2.0 * (w + 0.5) / self.size.1,
+            self.slab.ndc(v[2]),
         ]
-    };
+    }
+}
+
+/// A person's share of the output: three positions and three colours per face, to be written.
+type Slots<'a> = (
+    &'a mut [MaybeUninit<[f32; 3]>],
+    &'a mut [MaybeUninit<[f32; 4]>],
+);
+
+/// Writes one person's triangles into `slots`: projected and coloured when visible, collapsed to a point and
+/// transparent when back-facing or not wholly in front of the camera.
+fn add_person(
+    (positions, colours): Slots<'_>,
+    vertices: &[[f32; 3]],
+    faces: &[[u32; 3]],
+    camera: &Camera,
+    look: &Look,
+) {
+    // Each vertex is projected once, not once per face it belongs to.
+    let projected: Vec<[f32; 3]> = vertices.iter().map(|v| camera.ndc(*v)).collect();
     let vertex_shades = look.smooth.then(|| vertex_shades(vertices, faces));
     let alpha = look.opacity.clamp(0.0, 1.0);
     let colour = |shade: f32| {
@@ -168,26 +208,37 @@ fn add_person(
             alpha,
         ]
     };
-    // Each vertex is projected once, not once per face it belongs to.
-    let projected: Vec<[f32; 3]> = vertices.iter().map(|v| ndc(*v)).collect();
     let vertex = |i: u32| vertices.get(i as usize).copied().unwrap_or([0.0; 3]);
-    for face in faces {
+    let (positions, _) = positions.as_chunks_mut::<3>();
+    let (colours, _) = colours.as_chunks_mut::<3>();
+    for ((face, position), colours) in faces.iter().zip(positions).zip(colours) {
         let [a, b, c] = face.map(vertex);
         let in_front = a[2] > NEAR_LIMIT && b[2] > NEAR_LIMIT && c[2] > NEAR_LIMIT;
-        let (e1, e2) = (sub(b, a), sub(c, a));
-        let normal = cross(e1, e2);
+        let normal = cross(sub(b, a), sub(c, a));
         // Facing the camera: the normal points back along the ray to the face.
         let facing = dot(normal, a) < 0.0;
         if !(in_front && facing) {
-            out.positions.extend([[0.0; 3]; 3]);
-            out.colours.extend([[0.0; 4]; 3]);
+            for (position, colour) in position.iter_mut().zip(colours) {
+                position.write([0.0; 3]);
+                colour.write([0.0; 4]);
+            }
             continue;
         }
-        out.positions
-            .extend(face.map(|i| projected.get(i as usize).copied().unwrap_or([0.0; 3])));
+        for (slot, &i) in position.iter_mut().zip(face) {
+            slot.write(projected.get(i as usize).copied().unwrap_or([0.0; 3]));
+        }
         match &vertex_shades {
-            Some(shades) => out.colours.extend(face.map(|i| colour(shades[i as usize]))),
-            None => out.colours.extend([colour(shade(normalize(normal))); 3]),
+            Some(shades) => {
+                for (slot, &i) in colours.iter_mut().zip(face) {
+                    slot.write(colour(shades.get(i as usize).copied().unwrap_or(0.0)));
+                }
+            }
+            None => {
+                let flat = colour(shade(normalize(normal)));
+                for slot in colours {
+                    slot.write(flat);
+                }
+            }
         }
     }
 }
