@@ -39,8 +39,8 @@ impl Connection {
         }
     }
 
-    /// Sends a GET and reads the whole response; returns the status and the body length.
-    fn get(&mut self, path: &str) -> (u16, usize) {
+    /// Sends a GET and reads the whole response.
+    fn get(&mut self, path: &str) -> Reply {
         let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.address);
         self.reader
             .get_mut()
@@ -54,6 +54,7 @@ impl Connection {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
         let mut length = 0;
+        let mut render_ms = None;
         loop {
             line.clear();
             self.reader.read_line(&mut line).expect("header");
@@ -61,10 +62,12 @@ impl Connection {
             if header.is_empty() {
                 break;
             }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("x-render-ms") {
+                    render_ms = value.trim().parse().ok();
+                }
             }
         }
         let mut remaining = length;
@@ -74,8 +77,20 @@ impl Connection {
             self.reader.consume(take);
             remaining -= take;
         }
-        (status, length)
+        Reply {
+            status,
+            length,
+            render_ms,
+        }
     }
+}
+
+/// What `Connection::get` read: the status, the body's length, and the server's own time to make the frame
+/// (`X-Render-Ms`).
+struct Reply {
+    status: u16,
+    length: usize,
+    render_ms: Option<f64>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -198,25 +213,31 @@ fn main() {
     // 8 frames never helps), 100 ms apart as a user's seeks are.
     let mut connection = Connection::open(address);
     let mut uncached = Vec::new();
+    let mut made = Vec::new();
     let mut bytes = 0;
     let first_untouched = PLAYERS * PLAYER_FRAMES;
     for index in (first_untouched..NUM_FRAMES as usize).step_by(12).take(100) {
         let start = Instant::now();
-        let (status, length) = connection.get(&path(index));
+        let reply = connection.get(&path(index));
         uncached.push(millis(start));
-        assert_eq!(status, 200, "frame {index}");
-        bytes += length;
+        assert_eq!(reply.status, 200, "frame {index}");
+        bytes += reply.length;
+        made.extend(reply.render_ms);
         requests.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(100));
     }
     uncached.sort_by(f64::total_cmp);
+    made.sort_by(f64::total_cmp);
     println!(
-        "uncached frame: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} requests, mean {:.0} KB a frame)",
+        "uncached frame: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} requests, mean {:.0} KB a frame); \
+         the server's own time to make one (X-Render-Ms): p50 {:.1} ms, p99 {:.1} ms",
         percentile(&uncached, 0.5),
         percentile(&uncached, 0.99),
         uncached.last().copied().unwrap_or(f64::NAN),
         uncached.len(),
-        bytes as f64 / uncached.len().max(1) as f64 / 1024.0
+        bytes as f64 / uncached.len().max(1) as f64 / 1024.0,
+        percentile(&made, 0.5),
+        percentile(&made, 0.99),
     );
 
     // Cached: the players' frames are all in the cache now. First as fast as 16 connections go, then paced
@@ -249,10 +270,10 @@ fn main() {
                                 std::thread::sleep(scheduled - Instant::now());
                             }
                             let index = rng.index(cached_frames);
-                            let (status, _) =
+                            let reply =
                                 connection.get(&format!("/api/sequences/clip/frames/{index}"));
                             times.push(millis(scheduled));
-                            assert_eq!(status, 200);
+                            assert_eq!(reply.status, 200);
                             requests.fetch_add(1, Ordering::Relaxed);
                         }
                         times
