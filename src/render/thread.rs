@@ -139,15 +139,6 @@ impl RenderHandle {
         }
     }
 
-    /// The same backend drawing each image on one thread: for background work, which should leave the other
-    /// cores to whoever is waiting for a frame. The images are the same.
-    pub fn single_threaded(&self) -> RenderHandle {
-        match self.engine {
-            Engine::Cpu { threads } if threads > 1 => RenderHandle::cpu(1),
-            _ => self.clone(),
-        }
-    }
-
     /// Renders and waits for the image.
     pub fn render(&self, triangles: Triangles, size: (u32, u32)) -> Result<RgbaImage, RenderError> {
         match &self.engine {

@@ -56,17 +56,6 @@ pub struct EncodedFrame {
 const ENTRY_OVERHEAD_BYTES: usize = 256;
 
 impl EncodedFrame {
-    /// A frame made by the server, with no timings yet.
-    pub fn made(bytes: Bytes, meta: FrameMeta) -> EncodedFrame {
-        EncodedFrame {
-            bytes,
-            meta,
-            origin: Origin::Rendered,
-            render_ms: 0.0,
-            encode_ms: 0.0,
-        }
-    }
-
     /// What the entry costs in the cache.
     pub fn weight(&self) -> usize {
         self.bytes.len() + ENTRY_OVERHEAD_BYTES + self.meta.reason.as_ref().map_or(0, String::len)

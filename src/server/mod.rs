@@ -2,9 +2,9 @@
 //! step with the video.
 //!
 //! A request's trip: [`routes`] (thin handlers) → [`work::FrameStore`] (the byte-bounded [`cache`], then one
-//! render per frame on dedicated threads, with priorities and cancellation; read-ahead frames are posed
-//! together) → `pipeline::render_planned_frames` and `encode::encode`, the batch's own functions, so a served
-//! frame has exactly the bytes `meshreel render` writes. [`stream`] pushes frames ahead of a player's playhead over a WebSocket; [`prerender`] fills each
+//! render per frame on dedicated threads, with priorities and cancellation) → `pipeline::render_planned` and
+//! `encode::encode`, the batch's own functions, so a served frame has exactly the bytes `meshreel render`
+//! writes. [`stream`] pushes frames ahead of a player's playhead over a WebSocket; [`prerender`] fills each
 //! sequence's `rendered/` folder with the batch machinery in the background. [`library`] finds the sequences,
 //! [`sequence`] holds one, [`video`] reads the MP4's frame timing. The API is documented in `docs/api.md`.
 

@@ -3,10 +3,9 @@
 //!
 //! A frame's plan needs only the validity of the frames up to `max_hold` before it, so frames can be served
 //! before the scan ends, with exactly the bytes a batch run gives: the batch's own `plan_frames` and
-//! `render_planned_frames` run on that window of the sequence.
+//! `render_planned` run on that window of the sequence.
 
 use std::collections::BTreeMap;
-use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -396,11 +395,10 @@ impl SequenceState {
         }
     }
 
-    /// The plans of frames `indices` (reading the validity their window needs), on a window of the sequence
-    /// that `render_planned_frames` can draw from. A frame's plan depends only on the `max_hold` frames before
-    /// it, so it is the same in any window that covers those.
-    pub fn plan_window(&self, indices: RangeInclusive<usize>) -> PlanWindow {
-        let (start, index) = (self.window_start(*indices.start()), *indices.end());
+    /// The plan of frame `index` (reading the validity its window needs), on a window of the sequence that
+    /// `render_planned` can draw from.
+    pub fn plan_window(&self, index: usize) -> PlanWindow {
+        let start = self.window_start(index);
         self.scan_range(start..index + 1);
         let validity: Vec<Result<usize, String>> = {
             let validity = self.read_validity();
@@ -427,6 +425,7 @@ impl SequenceState {
             plan,
             validity,
             start,
+            local: index - start,
         }
     }
 
@@ -545,22 +544,19 @@ impl SequenceState {
     }
 }
 
-/// Frames' plans on a window of the sequence: `plan[index - start]` is frame `index`, sources count from `start`.
+/// A frame's plan on a window of the sequence: `plan[local]` is the frame, sources count from `start`.
 pub struct PlanWindow {
     pub window: Sequence,
     pub plan: Vec<Plan>,
     pub validity: Vec<Result<usize, String>>,
-    /// The sequence index of the window's first frame.
     pub start: usize,
+    pub local: usize,
 }
 
 impl PlanWindow {
-    /// Frame `index`'s status, reason and source as the plan decides them (before any render error).
-    pub fn meta(&self, index: usize) -> FrameMeta {
-        match index
-            .checked_sub(self.start)
-            .and_then(|local| self.plan.get(local))
-        {
+    /// The frame's status, reason and source as the plan decides them (before any render error).
+    pub fn meta(&self) -> FrameMeta {
+        match self.plan.get(self.local) {
             Some(Plan::Draw { source, reason }) => FrameMeta {
                 status: if reason.is_some() {
                     FrameStatus::Fallback

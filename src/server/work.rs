@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::body::BodyModel;
 use crate::encode::{ImageFormat, encode};
-use crate::pipeline::{FrameOutput, render_planned_frames};
+use crate::pipeline::render_planned;
 use crate::render::RenderHandle;
 use crate::report::FrameStatus;
 
@@ -164,8 +164,6 @@ pub struct FrameStore {
     pub stats: Arc<Stats>,
     model: Arc<BodyModel>,
     renderer: RenderHandle,
-    /// `renderer` on one thread per image, for read-ahead.
-    background: RenderHandle,
     pending: Mutex<HashMap<FrameKey, Arc<Pending>>>,
     queue: Mutex<Queue>,
     ready: Condvar,
@@ -200,7 +198,6 @@ impl FrameStore {
             cache: FrameCache::new(cache_bytes),
             stats,
             model,
-            background: renderer.single_threaded(),
             renderer,
             pending: Mutex::new(HashMap::new()),
             queue: Mutex::new(Queue {
@@ -378,7 +375,7 @@ impl FrameStore {
     /// A worker's loop.
     fn work(self: Arc<Self>) {
         loop {
-            let (jobs, taken) = {
+            let (job, _taken) = {
                 let mut queue = lock(&self.queue);
                 loop {
                     if queue.stopped {
@@ -392,7 +389,7 @@ impl FrameStore {
                         queue.running[job.priority as usize] += 1;
                         let priority = job.priority;
                         break (
-                            take_following(&mut queue.heap, job),
+                            job,
                             Taken {
                                 store: &self,
                                 priority,
@@ -405,72 +402,44 @@ impl FrameStore {
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
                 }
             };
-            let claimed: Vec<(FrameKey, Arc<Pending>)> = jobs
-                .iter()
-                .filter_map(|job| Some((job.key, self.claim(&job.key)?)))
-                .collect();
-            let Some(sequence) = jobs.first().map(|job| &job.sequence) else {
+            let Some(pending) = lock(&self.pending).get(&job.key).cloned() else {
                 continue;
             };
-            if claimed.is_empty() {
-                continue;
-            }
-            // Read-ahead is a guess: it leaves the other cores to frames someone waits for.
-            let renderer = if taken.priority == Priority::ReadAhead {
-                &self.background
-            } else {
-                &self.renderer
-            };
-            let keys: Vec<FrameKey> = claimed.iter().map(|(key, _)| *key).collect();
-            let mut finished = Vec::with_capacity(keys.len());
-            self.running.fetch_add(keys.len(), Ordering::Relaxed);
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                self.produce(sequence, &keys, renderer, |key, outcome| {
-                    if let Ok(frame) = &outcome {
-                        self.cache.insert(key, frame.clone());
-                    }
-                    let pending = claimed.iter().find(|(k, _)| *k == key).map(|(_, p)| p);
-                    self.finish(&key, pending, outcome);
-                    finished.push(key);
-                })
-            }));
-            for (key, pending) in &claimed {
-                if !finished.contains(key) {
-                    let message = "rendering panicked".to_string();
-                    let meta = FrameMeta {
-                        status: FrameStatus::RenderError,
-                        reason: Some(message.clone()),
-                        source: None,
-                        persons: 0,
-                    };
-                    self.finish(key, Some(pending), Err(Failure::Render { meta, message }));
+            let cancelled = {
+                let mut state = lock(&pending.state);
+                if state.taken {
+                    continue;
                 }
+                state.taken = true;
+                !state.pinned
+                    && !state.interests.is_empty()
+                    && state.interests.iter().all(Cancel::is_stale)
+            };
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            if cancelled {
+                self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                self.finish(&job.key, Some(&pending), Err(Failure::Cancelled));
+                continue;
             }
-            self.running.fetch_sub(keys.len(), Ordering::Relaxed);
-        }
-    }
-
-    /// Marks a taken job's frame as being made. `None` when there is nothing to make: an earlier heap entry of
-    /// the same frame was taken already, or everyone who wanted it has moved on (they are told).
-    fn claim(&self, key: &FrameKey) -> Option<Arc<Pending>> {
-        let pending = lock(&self.pending).get(key).cloned()?;
-        let cancelled = {
-            let mut state = lock(&pending.state);
-            if state.taken {
-                return None;
+            self.running.fetch_add(1, Ordering::Relaxed);
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.produce(&job.sequence, job.key)))
+                .unwrap_or_else(|_| {
+                    Err(Failure::Render {
+                        meta: FrameMeta {
+                            status: FrameStatus::RenderError,
+                            reason: Some("rendering panicked".to_string()),
+                            source: None,
+                            persons: 0,
+                        },
+                        message: "rendering panicked".to_string(),
+                    })
+                });
+            self.running.fetch_sub(1, Ordering::Relaxed);
+            if let Ok(frame) = &outcome {
+                self.cache.insert(job.key, frame.clone());
             }
-            state.taken = true;
-            !state.pinned
-                && !state.interests.is_empty()
-                && state.interests.iter().all(Cancel::is_stale)
-        };
-        self.queued.fetch_sub(1, Ordering::Relaxed);
-        if cancelled {
-            self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
-            self.finish(key, Some(&pending), Err(Failure::Cancelled));
-            return None;
+            self.finish(&job.key, Some(&pending), outcome);
         }
-        Some(pending)
     }
 
     /// Leaves `pending` and tells every waiter.
@@ -488,72 +457,42 @@ impl FrameStore {
         }
     }
 
-    /// Makes frames `keys` (of one sequence, in order): their plans, then each one's pre-rendered file or a
-    /// render, then encoding. The frames drawn are posed in one forward pass, which streams the pose-corrective
-    /// matrix once for all of them; `done` gets each frame as soon as it is made.
-    fn produce(
-        &self,
-        sequence: &SequenceState,
-        keys: &[FrameKey],
-        renderer: &RenderHandle,
-        mut done: impl FnMut(FrameKey, Outcome),
-    ) {
-        let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
-            return;
-        };
-        let window = sequence.plan_window(first.index as usize..=last.index as usize);
-        let mut to_draw = Vec::with_capacity(keys.len());
-        for &key in keys {
-            let index = key.index as usize;
-            let meta = window.meta(index);
-            if meta.status == FrameStatus::Skipped {
-                done(key, Ok(Arc::new(EncodedFrame::made(Bytes::new(), meta))));
-                continue;
-            }
-            if let Some(path) = sequence.prerendered_path(index, key.format)
-                && let Some(bytes) = read_complete_png(&path)
-            {
-                self.stats.prerendered_reads.fetch_add(1, Ordering::Relaxed);
-                let frame = EncodedFrame {
-                    origin: Origin::Prerendered,
-                    ..EncodedFrame::made(Bytes::from(bytes), meta)
-                };
-                done(key, Ok(Arc::new(frame)));
-                continue;
-            }
-            to_draw.push((key, meta));
+    /// Makes one frame: the plan, then the pre-rendered file or a render, then encoding.
+    fn produce(&self, sequence: &SequenceState, key: FrameKey) -> Outcome {
+        let index = key.index as usize;
+        let window = sequence.plan_window(index);
+        let mut meta = window.meta();
+        if meta.status == FrameStatus::Skipped {
+            return Ok(Arc::new(EncodedFrame {
+                bytes: Bytes::new(),
+                meta,
+                origin: Origin::Rendered,
+                render_ms: 0.0,
+                encode_ms: 0.0,
+            }));
         }
-        let locals: Vec<usize> = to_draw
-            .iter()
-            .map(|(key, _)| key.index as usize - window.start)
-            .collect();
-        let mut drawn = to_draw.into_iter();
-        render_planned_frames(
+        if let Some(path) = sequence.prerendered_path(index, key.format)
+            && let Some(bytes) = read_complete_png(&path)
+        {
+            self.stats.prerendered_reads.fetch_add(1, Ordering::Relaxed);
+            return Ok(Arc::new(EncodedFrame {
+                bytes: Bytes::from(bytes),
+                meta,
+                origin: Origin::Prerendered,
+                render_ms: 0.0,
+                encode_ms: 0.0,
+            }));
+        }
+        let started = Instant::now();
+        let output = render_planned(
             &self.model,
             &window.window,
             &window.plan,
-            &locals,
+            window.local,
             &sequence.render,
-            renderer,
-            // Called once per index, in order.
-            |_, output| {
-                if let Some((key, meta)) = drawn.next() {
-                    done(key, self.encoded(sequence, key, meta, output));
-                }
-            },
+            &self.renderer,
         );
-    }
-
-    /// A drawn frame's bytes, or why there are none.
-    fn encoded(
-        &self,
-        sequence: &SequenceState,
-        key: FrameKey,
-        mut meta: FrameMeta,
-        output: FrameOutput,
-    ) -> Outcome {
-        let index = key.index as usize;
-        let render_ms = output.read_ms + output.forward_ms + output.render_ms;
+        let render_ms = started.elapsed().as_secs_f64() * 1000.0;
         meta.persons = output.persons;
         let fail = |meta: FrameMeta, message: String| {
             self.stats.render_errors.fetch_add(1, Ordering::Relaxed);
@@ -588,31 +527,13 @@ impl FrameStore {
         self.stats.record_render(render_ms, encode_ms);
         sequence.clear_render_error(index);
         Ok(Arc::new(EncodedFrame {
+            bytes: Bytes::from(bytes),
+            meta,
+            origin: Origin::Rendered,
             render_ms,
             encode_ms,
-            ..EncodedFrame::made(Bytes::from(bytes), meta)
         }))
     }
-}
-
-/// `first`, and when it is read-ahead, the read-ahead jobs queued right behind it for the next frames of the
-/// same sequence and format: made together, they are posed in one forward pass.
-fn take_following(heap: &mut BinaryHeap<Queued>, first: Queued) -> Vec<Queued> {
-    let mut jobs = vec![first];
-    while jobs.len() < READ_AHEAD_FRAMES
-        && let Some(last) = jobs.last()
-        && last.priority == Priority::ReadAhead
-        && heap.peek().is_some_and(|next| {
-            next.priority == Priority::ReadAhead
-                && next.key.sequence == last.key.sequence
-                && next.key.format == last.key.format
-                && next.key.index == last.key.index + 1
-        })
-        && let Some(next) = heap.pop()
-    {
-        jobs.push(next);
-    }
-    jobs
 }
 
 /// A PNG file's bytes, if it is complete (signature and IEND chunk, as the batch's resume checks).

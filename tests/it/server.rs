@@ -469,33 +469,6 @@ fn served_frames_have_exactly_the_batch_bytes() {
 }
 
 #[test]
-fn read_ahead_frames_have_exactly_the_batch_bytes() {
-    let dir = temp_dir();
-    let sequence = faulty_sequence(&dir.path().join("seq"));
-    let out = dir.path().join("batch");
-    batch_render(&sequence, &out, &[]);
-    let app = spawn_app(config(vec![sequence]));
-    assert_eq!(app.get("/api/sequences/seq/frames/0").status, 200);
-    // Frame 0 and the eight read ahead after it (fallbacks, placeholders and skips among them).
-    wait_until("read-ahead", || {
-        app.json("/api/stats")["cache"]["entries"].as_u64().unwrap() >= 9
-    });
-    for index in 1..=8u32 {
-        let served = app.get(&format!("/api/sequences/seq/frames/{index}"));
-        assert_eq!(served.header("x-cache"), Some("hit"), "frame {index}");
-        if served.status == 204 {
-            assert!(!out.join(format!("frame_{:04}.png", index + 1)).exists());
-            continue;
-        }
-        let batch = std::fs::read(out.join(format!("frame_{:04}.png", index + 1))).unwrap();
-        assert!(
-            served.body == batch,
-            "frame {index} differs from the batch's"
-        );
-    }
-}
-
-#[test]
 fn a_matching_prerendered_folder_is_served_and_another_is_ignored() {
     let dir = temp_dir();
     let sequence = faulty_sequence(&dir.path().join("seq"));
