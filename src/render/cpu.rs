@@ -265,8 +265,8 @@ impl DepthBuffer {
 }
 
 thread_local! {
-    /// The thread's depth buffer, reused from frame to frame by threads that draw many (band threads live for
-    /// one frame).
+    /// The thread's depth buffer, reused from frame to frame: a caller's for the first band, a pool thread's for
+    /// the others.
     static DEPTH: RefCell<DepthBuffer> = RefCell::default();
 }
 
