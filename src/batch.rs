@@ -397,8 +397,8 @@ fn resumed_record(
     }
 }
 
-/// Frames a worker takes at a time: their forward passes run as one batch, which streams SMPL-X's 61 MB
-/// pose-corrective matrix once instead of once per frame, with one body per vector lane (measured: 3.1 ms alone
+/// Frames a worker takes at a time: their forward passes run as one batch, which streams SMPL-X's pose-corrective
+/// matrix (31 MB at half precision) once instead of once per frame, with one body per vector lane (measured: 3.1 ms alone
 /// on two cores, 1.3 ms per body in eights and 1.1 in sixteens on one). Thirty-two leave the matrix's memory
 /// traffic a small share of each body's cost, for up to 32 frames' meshes (about 4 MB) held per worker.
 const FRAMES_PER_TASK: usize = 32;

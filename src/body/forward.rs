@@ -4,10 +4,11 @@
 //! Follows smplx's `SMPLX.forward` and `lbs` (DOMAIN.md B.3); joints are regressed through precomputed joint
 //! directions (exact by linearity), and skinning uses sparse weights.
 
+use half::f16;
 use nalgebra::{Matrix3, Vector3};
 
 use super::joints::{LEFT_HAND_FIRST, NUM_HAND_JOINTS, NUM_JOINTS, NUM_POSE_FEATURES};
-use super::{BlendDirs, BodyModel, BodyParams};
+use super::{BlendDirs, BodyModel, BodyParams, PoseDirs};
 use crate::parallel::{available_cores, run_parts};
 
 /// Choices that change how parameters become a mesh.
@@ -45,8 +46,8 @@ impl BodyModel {
     }
 
     /// Poses several bodies (persons of a frame, or consecutive frames) at once. Cheaper per body than posing
-    /// them one by one: the pose correctives read a 61 MB matrix for SMPL-X, which is memory-bound, and a batch
-    /// streams it once for all its bodies. Each body comes out bit for bit as [`BodyModel::pose`] gives it.
+    /// them one by one: the pose correctives read a 31 MB matrix for SMPL-X (61 MB in the file, held at half
+    /// precision), which is memory-bound, and a batch streams it once for all its bodies. Each body comes out bit for bit as [`BodyModel::pose`] gives it.
     pub fn pose_batch(&self, params: &[BodyParams], options: &ForwardOptions) -> Vec<PosedBody> {
         let rotations: Vec<Vec<Matrix3<f32>>> = params
             .iter()
@@ -192,11 +193,17 @@ fn pose_features(rotations: &[Matrix3<f32>]) -> [f32; NUM_POSE_FEATURES] {
 /// 486 values per vertex coordinate), so this is one streaming pass over the matrix, each block of rows applied to
 /// all bodies while it is in cache. A batch of one or two bodies is memory-bound: its rows are split over the cores
 /// (contiguous blocks, each row still computed the same way), which cuts a lone frame's latency.
+///
+/// The matrix is held times a power of two ([`PoseDirs::scale`]); the features are divided by it instead, which
+/// is exact, so every product is the one of the unscaled values, bit for bit.
 fn add_pose_correctives(
-    posedirs: &[f32],
+    posedirs: &PoseDirs,
     features: &[[f32; NUM_POSE_FEATURES]],
     vertices: &mut [Vec<f32>],
 ) {
+    let features = scaled_features(features, posedirs.scale());
+    let features = features.as_slice();
+    let posedirs = posedirs.scaled();
     let rows = posedirs.len() / NUM_POSE_FEATURES;
     let threads = if vertices.len() <= 2 && rows >= PARALLEL_MIN_ROWS {
         available_cores().min(4)
@@ -221,6 +228,15 @@ fn add_pose_correctives(
     });
 }
 
+/// The features divided by the matrix's scale (a power of two: exact).
+fn scaled_features(
+    features: &[[f32; NUM_POSE_FEATURES]],
+    scale: f32,
+) -> Vec<[f32; NUM_POSE_FEATURES]> {
+    let inverse = 1.0 / scale;
+    features.iter().map(|f| f.map(|x| x * inverse)).collect()
+}
+
 /// Matrices with fewer rows than this (small test models) are not worth a thread.
 const PARALLEL_MIN_ROWS: usize = 4096;
 
@@ -229,34 +245,39 @@ const PARALLEL_MIN_ROWS: usize = 4096;
 /// Every path sums in one order, so they all give the same bits: per body and row, a chain of fused
 /// multiply-adds over the features in order starting from zero, `acc = p[k]·f[k] + acc`, then `body[r] += acc`.
 /// A body's result therefore does not depend on the batch it is posed in, the rows' split over threads, or the
-/// CPU's instruction set (fused multiply-adds are exactly rounded everywhere).
+/// CPU's instruction set (fused multiply-adds are exactly rounded everywhere, and widening f16 to f32 is exact).
 fn correctives_block(
-    posedirs: &[f32],
+    posedirs: &[f16],
     features: &[[f32; NUM_POSE_FEATURES]],
     bodies: &mut [&mut [f32]],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+    if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+    {
+        // SAFETY: the CPU supports AVX2, FMA and F16C, checked just above.
         unsafe { avx2::pose_correctives(posedirs, features, bodies) };
         return;
     }
     pose_correctives(posedirs, features, bodies);
 }
 
-/// The AVX2 and FMA kernels of [`correctives_block`].
+/// The AVX2, FMA and F16C kernels of [`correctives_block`].
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+
+    use half::f16;
 
     use super::NUM_POSE_FEATURES;
 
     /// The sums of [`super::correctives_block`] with AVX2 and FMA. Eight lanes run eight chains side by side: for a
     /// batch, one body per lane ([`bodies_in_lanes`]); for one or two bodies, which would leave most of those lanes
     /// idle, one row per lane ([`rows_in_lanes`]).
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) fn pose_correctives(
-        posedirs: &[f32],
+        posedirs: &[f16],
         features: &[[f32; NUM_POSE_FEATURES]],
         bodies: &mut [&mut [f32]],
     ) {
@@ -280,8 +301,8 @@ mod avx2 {
     /// every lane.
     type Group = [Lanes; NUM_POSE_FEATURES];
 
-    /// Rows per pass over the bodies: all body groups go over these rows (23 KB, in L1) while the next ones are
-    /// prefetched, so the matrix streams from memory once whatever the batch size. A multiple of [`PAIR_ROWS`] and
+    /// Rows per pass over the bodies: these rows are widened to f32 (23 KB, in L1) and all body groups go over
+    /// them, so the matrix streams from memory once whatever the batch size. A multiple of [`PAIR_ROWS`] and
     /// [`SINGLE_ROWS`].
     const BLOCK_ROWS: usize = 12;
     /// Rows × two groups (16 bodies) per micro-kernel call: 12 accumulators, two feature vectors and a broadcast
@@ -292,13 +313,13 @@ mod avx2 {
     const _: () =
         assert!(BLOCK_ROWS.is_multiple_of(PAIR_ROWS) && BLOCK_ROWS.is_multiple_of(SINGLE_ROWS));
 
-    /// The batch kernel, rows from `first_row` on: the features are transposed into groups of eight bodies, and a
-    /// register-blocked micro-kernel runs the chains of several rows × 8 or 16 bodies at once, each step
-    /// broadcasting one matrix value per row against a vector of eight bodies' features. Lanes of missing bodies
-    /// compute zeros that are never stored.
-    #[target_feature(enable = "avx2,fma")]
+    /// The batch kernel, rows from `first_row` on: the features are transposed into groups of eight bodies; each
+    /// block of rows is widened to f32, and a register-blocked micro-kernel runs the chains of several rows × 8 or
+    /// 16 bodies at once, each step broadcasting one matrix value per row against a vector of eight bodies'
+    /// features. Lanes of missing bodies compute zeros that are never stored.
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn bodies_in_lanes(
-        rows: &[[f32; NUM_POSE_FEATURES]],
+        rows: &[[f16; NUM_POSE_FEATURES]],
         first_row: usize,
         features: &[[f32; NUM_POSE_FEATURES]],
         bodies: &mut [&mut [f32]],
@@ -314,23 +335,45 @@ mod avx2 {
         let (pairs, single) = groups.as_chunks::<2>();
         let single: &[[Group; 1]] = single.as_chunks::<1>().0;
         let single_body = pairs.len() * 2 * LANES;
+        let mut block = [[0.0f32; NUM_POSE_FEATURES]; BLOCK_ROWS];
         let (blocks, rest) = rows.as_chunks::<BLOCK_ROWS>();
-        for (index, block) in blocks.iter().enumerate() {
+        for (index, halves) in blocks.iter().enumerate() {
             let row = first_row + index * BLOCK_ROWS;
+            widen(halves, &mut block);
             let (pair_rows, _) = block.as_chunks::<PAIR_ROWS>();
             bodies_in_lanes_pass(pair_rows, row, pairs, 0, bodies);
             let (single_rows, _) = block.as_chunks::<SINGLE_ROWS>();
             bodies_in_lanes_pass(single_rows, row, single, single_body, bodies);
         }
         let row = first_row + blocks.len() * BLOCK_ROWS;
-        let (rest, _) = rest.as_chunks::<1>();
+        let rest_block = &mut block[..rest.len()];
+        widen(rest, rest_block);
+        let (rest, _) = rest_block.as_chunks::<1>();
         bodies_in_lanes_pass(rest, row, pairs, 0, bodies);
         bodies_in_lanes_pass(rest, row, single, single_body, bodies);
     }
 
+    /// `out = rows` widened to f32 (exact). The rows are contiguous in memory and read in order, which the
+    /// hardware prefetchers follow.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn widen(rows: &[[f16; NUM_POSE_FEATURES]], out: &mut [[f32; NUM_POSE_FEATURES]]) {
+        let (halves, halves_rest) = rows.as_flattened().as_chunks::<LANES>();
+        let (floats, floats_rest) = out.as_flattened_mut().as_chunks_mut::<LANES>();
+        for (floats, halves) in floats.iter_mut().zip(halves) {
+            // SAFETY: eight halves (16 bytes) are read and eight floats written.
+            unsafe {
+                let halves = _mm_loadu_si128(halves.as_ptr().cast());
+                _mm256_storeu_ps(floats.as_mut_ptr(), _mm256_cvtph_ps(halves));
+            }
+        }
+        for (float, half) in floats_rest.iter_mut().zip(halves_rest) {
+            *float = half.to_f32();
+        }
+    }
+
     /// Consecutive sets of `R` rows from `first_row` applied to the bodies of `groups` (from body `first_body`),
     /// `G` groups per micro-kernel call; each set of rows stays in L1 while all the groups pass over it.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn bodies_in_lanes_pass<const R: usize, const G: usize>(
         rows: &[[[f32; NUM_POSE_FEATURES]; R]],
         first_row: usize,
@@ -360,7 +403,7 @@ mod avx2 {
 
     /// The batch micro-kernel: for `R` rows × `G` groups of eight bodies, the chains `acc = p[k]·f[k] + acc` over
     /// every k, in registers.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
     fn bodies_in_lanes_kernel<const R: usize, const G: usize>(
         rows: &[[f32; NUM_POSE_FEATURES]; R],
@@ -368,15 +411,6 @@ mod avx2 {
     ) -> [[__m256; G]; R] {
         let mut acc = [[_mm256_setzero_ps(); G]; R];
         for k in 0..NUM_POSE_FEATURES {
-            if k % 16 == 0 {
-                // The same features of the next block's rows, one cache line per row every 16 features.
-                for row in rows {
-                    prefetch(
-                        row.as_ptr()
-                            .wrapping_add(k + BLOCK_ROWS * NUM_POSE_FEATURES),
-                    );
-                }
-            }
             let mut f = [_mm256_setzero_ps(); G];
             for (f, group) in f.iter_mut().zip(groups) {
                 // SAFETY: `group[k]` is 8 floats aligned to 32 bytes.
@@ -398,11 +432,11 @@ mod avx2 {
     const TILE_SET_ROWS: usize = TILES * LANES;
 
     /// The kernel for one or two bodies (`B`): lanes hold eight consecutive rows, whose values at eight
-    /// consecutive features are transposed in registers (the matrix is row-major), and each body's features are
-    /// broadcast. Rows after the last full set of [`TILE_SET_ROWS`] go to the batch kernel, which sums alike.
-    #[target_feature(enable = "avx2,fma")]
+    /// consecutive features are widened and transposed in registers (the matrix is row-major), and each body's
+    /// features are broadcast. Rows after the last full set of [`TILE_SET_ROWS`] go to the batch kernel, which sums alike.
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn rows_in_lanes<const B: usize>(
-        rows: &[[f32; NUM_POSE_FEATURES]],
+        rows: &[[f16; NUM_POSE_FEATURES]],
         features: &[[f32; NUM_POSE_FEATURES]],
         bodies: &mut [&mut [f32]],
     ) {
@@ -434,10 +468,10 @@ mod avx2 {
 
     /// The micro-kernel for one or two bodies: [`TILES`] tiles of eight rows × `B` bodies, each tile's chains
     /// `acc = p[k]·f[k] + acc` over every k in the lanes of one register.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
     fn rows_in_lanes_kernel<const B: usize>(
-        rows: &[[f32; NUM_POSE_FEATURES]; TILE_SET_ROWS],
+        rows: &[[f16; NUM_POSE_FEATURES]; TILE_SET_ROWS],
         splats: &[Group; B],
     ) -> [[__m256; B]; TILES] {
         /// The last eight features; 486 is not a multiple of 8, so the final step re-reads two and skips them.
@@ -447,8 +481,8 @@ mod avx2 {
         let mut acc = [[_mm256_setzero_ps(); B]; TILES];
         for k in (0..DONE).step_by(LANES) {
             for (acc, tile) in acc.iter_mut().zip(tiles) {
-                if k % 16 == 0 {
-                    // The same features of the next set's rows, one cache line per row every 16 features.
+                if k % 32 == 0 {
+                    // The same features of the next set's rows, one cache line per row every 32 features.
                     for row in tile {
                         prefetch(
                             row.as_ptr()
@@ -485,32 +519,33 @@ mod avx2 {
         acc
     }
 
-    /// The values of eight rows at features `k..k + 8`, as eight vectors of one feature each (lane i: row i).
-    #[target_feature(enable = "avx2,fma")]
+    /// The values of eight rows at features `k..k + 8`, widened to f32, as eight vectors of one feature each
+    /// (lane i: row i). Rows i and i + 4 share a vector (features `k..k + 4` of both, then `k + 4..k + 8`), so the
+    /// transposes stay within 128-bit halves.
+    #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    fn transpose_tile(tile: &[[f32; NUM_POSE_FEATURES]; LANES], k: usize) -> [__m256; LANES] {
-        let [a0, a1, a2, a3] = transpose_quarter_tile(tile, k);
-        let [b0, b1, b2, b3] = transpose_quarter_tile(tile, k + 4);
+    fn transpose_tile(tile: &[[f16; NUM_POSE_FEATURES]; LANES], k: usize) -> [__m256; LANES] {
+        assert!(k + LANES <= NUM_POSE_FEATURES);
+        let mut low = [_mm256_setzero_ps(); 4];
+        let mut high = [_mm256_setzero_ps(); 4];
+        for i in 0..4 {
+            // SAFETY: rows i and i + 4 of the tile hold features k..k + 8 (asserted above): 16 bytes each.
+            let (top, bottom) = unsafe {
+                (
+                    _mm_loadu_si128(tile[i].as_ptr().add(k).cast()),
+                    _mm_loadu_si128(tile[i + 4].as_ptr().add(k).cast()),
+                )
+            };
+            low[i] = _mm256_cvtph_ps(_mm_unpacklo_epi64(top, bottom));
+            high[i] = _mm256_cvtph_ps(_mm_unpackhi_epi64(top, bottom));
+        }
+        let [a0, a1, a2, a3] = transpose_halves(low);
+        let [b0, b1, b2, b3] = transpose_halves(high);
         [a0, a1, a2, a3, b0, b1, b2, b3]
     }
 
-    /// [`transpose_tile`] for features `k..k + 4`. Rows i and i + 4 share a load, so the transpose stays within
-    /// 128-bit halves.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn transpose_quarter_tile(tile: &[[f32; NUM_POSE_FEATURES]; LANES], k: usize) -> [__m256; 4] {
-        assert!(k + 4 <= NUM_POSE_FEATURES);
-        let mut halves = [_mm256_setzero_ps(); 4];
-        for (i, half) in halves.iter_mut().enumerate() {
-            // SAFETY: rows i and i + 4 of the tile hold features k..k + 4 (asserted above).
-            *half =
-                unsafe { _mm256_loadu2_m128(tile[i + 4].as_ptr().add(k), tile[i].as_ptr().add(k)) };
-        }
-        transpose_halves(halves)
-    }
-
     /// A 4×4 transpose within each 128-bit half: lane i of output j is lane j of input i.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
     fn transpose_halves(v: [__m256; 4]) -> [__m256; 4] {
         // Shuffles rather than unpacks: these run on two ports of current Intel cores, unpacks on one.
@@ -528,9 +563,9 @@ mod avx2 {
 
     /// Asks for the cache line holding `address` ahead of its use, into L2, while the kernels work on the rows
     /// before it: rows read side by side, a few bytes each per step, mostly escape the hardware prefetchers.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    fn prefetch(address: *const f32) {
+    fn prefetch<T>(address: *const T) {
         // SAFETY: a prefetch only hints the cache; it never faults, whatever the address. (Newer toolchains than
         // the minimum supported one declare it safe.)
         #[allow(unused_unsafe)]
@@ -542,14 +577,15 @@ mod avx2 {
 
 /// The portable sums, in the order of [`correctives_block`]; the bodies' chains of a row run side by side.
 fn pose_correctives(
-    posedirs: &[f32],
+    posedirs: &[f16],
     features: &[[f32; NUM_POSE_FEATURES]],
     bodies: &mut [&mut [f32]],
 ) {
     let mut sums = vec![0.0f32; features.len()];
     for (row_index, row) in posedirs.chunks_exact(NUM_POSE_FEATURES).enumerate() {
         sums.fill(0.0);
-        for (k, &p) in row.iter().enumerate() {
+        for (k, p) in row.iter().enumerate() {
+            let p = p.to_f32();
             for (sum, features) in sums.iter_mut().zip(features) {
                 *sum = p.mul_add(features[k], *sum);
             }
@@ -616,11 +652,12 @@ mod tests {
     fn correctives_case(
         rows: usize,
         bodies: usize,
-    ) -> (Vec<f32>, Vec<[f32; NUM_POSE_FEATURES]>, Vec<Vec<f32>>) {
+    ) -> (PoseDirs, Vec<[f32; NUM_POSE_FEATURES]>, Vec<Vec<f32>>) {
         let mut rng = fastrand::Rng::with_seed(7);
-        let posedirs = (0..rows * NUM_POSE_FEATURES)
-            .map(|_| rng.f32() - 0.5)
+        let values: Vec<f32> = (0..rows * NUM_POSE_FEATURES)
+            .map(|_| (rng.f32() - 0.5) * 0.01)
             .collect();
+        let posedirs = PoseDirs::from_f32(&values);
         let features = (0..bodies)
             .map(|_| std::array::from_fn(|_| rng.f32() * 2.0 - 1.0))
             .collect();
@@ -644,7 +681,8 @@ mod tests {
             add_pose_correctives(&posedirs, &features, &mut dispatched);
             let mut portable = start.clone();
             let mut slices: Vec<&mut [f32]> = portable.iter_mut().map(Vec::as_mut_slice).collect();
-            pose_correctives(&posedirs, &features, &mut slices);
+            let scaled = scaled_features(&features, posedirs.scale());
+            pose_correctives(posedirs.scaled(), &scaled, &mut slices);
             assert_eq!(bits(&dispatched), bits(&portable), "{bodies} bodies");
             for (body, start) in dispatched.iter().zip(&start) {
                 assert!(
@@ -657,13 +695,16 @@ mod tests {
 
     #[test]
     fn pose_correctives_are_one_fused_chain_per_row_and_body() {
-        // The order every path follows, written out: a body's sums do not depend on its batch.
+        // The order every path follows, written out, over the matrix as held and the features as given: a body's
+        // sums depend neither on its batch nor on the scale the matrix is held at.
         for bodies in [1, 2, 9] {
             let (posedirs, features, start) = correctives_case(77, bodies);
+            assert!(posedirs.scale() > 1000.0, "the case exercises the scale");
             let mut batch = start.clone();
             add_pose_correctives(&posedirs, &features, &mut batch);
+            let held = posedirs.to_f32();
             for (body, (features, start)) in batch.iter().zip(features.iter().zip(&start)) {
-                for (row, (out, start)) in posedirs
+                for (row, (out, start)) in held
                     .chunks_exact(NUM_POSE_FEATURES)
                     .zip(body.iter().zip(start))
                 {
@@ -686,7 +727,8 @@ mod tests {
             add_pose_correctives(&posedirs, &features, &mut split);
             let mut whole = start.clone();
             let mut slices: Vec<&mut [f32]> = whole.iter_mut().map(Vec::as_mut_slice).collect();
-            correctives_block(&posedirs, &features, &mut slices);
+            let scaled = scaled_features(&features, posedirs.scale());
+            correctives_block(posedirs.scaled(), &scaled, &mut slices);
             assert_eq!(bits(&split), bits(&whole), "{bodies} bodies");
         }
     }
@@ -828,11 +870,10 @@ mod tests {
     fn a_batch_poses_each_body_exactly_as_alone() {
         let mut model = toy_model();
         let rows = model.num_vertices() * 3;
-        model.posedirs = Some(
-            (0..rows * NUM_POSE_FEATURES)
-                .map(|i| ((i % 13) as f32 - 6.0) * 1e-3)
-                .collect(),
-        );
+        let values: Vec<f32> = (0..rows * NUM_POSE_FEATURES)
+            .map(|i| ((i % 13) as f32 - 6.0) * 1e-3)
+            .collect();
+        model.posedirs = Some(PoseDirs::from_f32(&values));
         let options = ForwardOptions::default();
         let batch: Vec<BodyParams> = (0..3)
             .map(|k| {

@@ -5,6 +5,7 @@
 
 mod forward;
 pub mod joints;
+mod posedirs;
 mod smplx_file;
 mod standin;
 
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 
 pub use forward::{ForwardOptions, PosedBody, rodrigues};
 pub use joints::{NUM_JOINTS, NUM_POSE_FEATURES};
+pub use posedirs::PoseDirs;
 pub use smplx_file::{ModelLoadError, load_smplx};
 
 /// Where a model came from.
@@ -114,9 +116,9 @@ pub struct BodyModel {
     pub j_shape_dirs: BlendDirs,
     /// Joint offsets per expression component.
     pub j_expression_dirs: BlendDirs,
-    /// Pose-corrective blend shapes, vertex-major: row `3 * v + axis` holds NUM_POSE_FEATURES values. `None` for
-    /// the stand-in, which has no correctives.
-    pub posedirs: Option<Vec<f32>>,
+    /// Pose-corrective blend shapes (at half precision), vertex-major: row `3 * v + axis` holds NUM_POSE_FEATURES
+    /// values. `None` for the stand-in, which has no correctives.
+    pub posedirs: Option<PoseDirs>,
     /// Parent of each joint (root: -1). Parents precede children.
     pub parents: [i32; NUM_JOINTS],
     pub lbs_weights: SparseWeights,

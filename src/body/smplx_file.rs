@@ -8,7 +8,7 @@ use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use super::joints::{NUM_JOINTS, NUM_POSE_FEATURES};
-use super::{BlendDirs, BodyModel, ModelKind, SmplxInfo, SparseWeights};
+use super::{BlendDirs, BodyModel, ModelKind, PoseDirs, SmplxInfo, SparseWeights};
 use crate::frames::npz::{NpzArchive, NpzError, NpzLimits, shape_string};
 
 /// Why a model file could not be used. Messages say what failed, then the file.
@@ -171,7 +171,8 @@ impl<R: Read + Seek> ModelReader<R> {
 
         // shapedirs before posedirs, so the transient transpose buffer is freed before the largest array arrives.
         let (shapedirs, layout) = self.shapedirs(num_vertices, &regressor)?;
-        let posedirs = self.posedirs(num_vertices)?;
+        // Held at half precision; the file's float32 copy is freed at the end of this statement.
+        let posedirs = PoseDirs::from_f32(&self.posedirs(num_vertices)?);
 
         let mut warnings = Vec::new();
         let hands_mean = self.hands_mean(&mut warnings)?;
