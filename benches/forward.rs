@@ -30,7 +30,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| model.pose(black_box(&params), &ForwardOptions::default()))
     });
     let mut group = c.benchmark_group("forward pass, real-size model, batched");
-    for batch_size in [2usize, 8, 16] {
+    for batch_size in [2usize, 8, 16, 32] {
         let batch = vec![params.clone(); batch_size];
         group.throughput(Throughput::Elements(batch_size as u64));
         group.bench_function(format!("batch of {batch_size}"), |b| {

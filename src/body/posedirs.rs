@@ -28,11 +28,17 @@ const MAX_SCALE_EXPONENT: i32 = 60;
 impl PoseDirs {
     /// Rounds `values` (the matrix as the file gives it) to half precision.
     pub fn from_f32(values: &[f32]) -> PoseDirs {
-        let largest = values
-            .iter()
-            .map(|v| v.abs())
-            .filter(|v| v.is_finite())
-            .fold(0.0f32, f32::max);
+        // The largest finite magnitude, compared as bits (the same order for non-negative floats), which the
+        // compiler vectorises.
+        const INFINITY_BITS: u32 = 0x7f80_0000;
+        let largest = f32::from_bits(
+            values
+                .iter()
+                .map(|v| v.to_bits() & 0x7fff_ffff)
+                .map(|bits| if bits < INFINITY_BITS { bits } else { 0 })
+                .max()
+                .unwrap_or(0),
+        );
         let exponent = if largest > 0.0 {
             // largest ≤ 2^ceil(log2 largest), so largest · 2^(15 − that) ≤ 2^15 < f16::MAX.
             15 - f64::from(largest).log2().ceil() as i32
@@ -40,18 +46,18 @@ impl PoseDirs {
             0
         };
         let scale = 2f32.powi(exponent.clamp(-MAX_SCALE_EXPONENT, MAX_SCALE_EXPONENT));
-        let mut scaled = vec![f16::ZERO; values.len()];
-        let mut buffer = [0.0f32; 4096];
-        for (out, values) in scaled
-            .chunks_mut(buffer.len())
-            .zip(values.chunks(buffer.len()))
-        {
-            let buffer = &mut buffer[..values.len()];
-            for (b, v) in buffer.iter_mut().zip(values) {
+        let mut scaled = Vec::with_capacity(values.len());
+        let mut floats = [0.0f32; 4096];
+        let mut halves = [f16::ZERO; 4096];
+        for values in values.chunks(floats.len()) {
+            let floats = &mut floats[..values.len()];
+            for (f, v) in floats.iter_mut().zip(values) {
                 // Exact: a power of two only shifts the exponent.
-                *b = v * scale;
+                *f = v * scale;
             }
-            out.convert_from_f32_slice(buffer);
+            let halves = &mut halves[..values.len()];
+            halves.convert_from_f32_slice(floats);
+            scaled.extend_from_slice(halves);
         }
         PoseDirs { scaled, scale }
     }
@@ -152,6 +158,16 @@ mod tests {
         }
         assert_eq!(PoseDirs::from_f32(&[0.0; 10]).scale(), 1.0);
         assert_eq!(PoseDirs::from_f32(&[]).rows(), 0);
+    }
+
+    #[test]
+    fn non_finite_values_stay_non_finite_and_do_not_set_the_scale() {
+        let dirs = PoseDirs::from_f32(&[0.25, f32::INFINITY, -0.5, f32::NAN, f32::NEG_INFINITY]);
+        assert_eq!(dirs.scale(), 2f32.powi(16), "from the largest finite value, 0.5");
+        let held = dirs.to_f32();
+        assert_eq!(held[..3], [0.25, f32::INFINITY, -0.5]);
+        assert!(held[3].is_nan());
+        assert_eq!(held[4], f32::NEG_INFINITY);
     }
 
     #[test]
