@@ -2,7 +2,8 @@
 //! latency, cached frame latency and requests/s over 16 keep-alive connections, four WebSocket players at 30 fps,
 //! and the server's resident memory after 50,000 requests.
 //! Targets on 2 cores (issue 6): cached p99 ≤ 2 ms and ≥ 2,000 requests/s; uncached p50 ≤ 20 ms, p99 ≤ 60 ms;
-//! four players with no misses once warm; memory ≤ cache budget + 200 MB.
+//! four players with no misses once warm; memory ≤ cache budget + 200 MB. With the CPU backend (what `auto`
+//! picks without a GPU), uncached p50 ≤ 8 ms (issue 4).
 //!
 //! Run with `cargo bench --bench serve`. The load generator shares the machine with the server, so on 2 cores
 //! it takes part of the CPU the server would otherwise have. `MESHREEL_BENCH_RENDERER=gl` picks the backend

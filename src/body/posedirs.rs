@@ -163,7 +163,11 @@ mod tests {
     #[test]
     fn non_finite_values_stay_non_finite_and_do_not_set_the_scale() {
         let dirs = PoseDirs::from_f32(&[0.25, f32::INFINITY, -0.5, f32::NAN, f32::NEG_INFINITY]);
-        assert_eq!(dirs.scale(), 2f32.powi(16), "from the largest finite value, 0.5");
+        assert_eq!(
+            dirs.scale(),
+            2f32.powi(16),
+            "from the largest finite value, 0.5"
+        );
         let held = dirs.to_f32();
         assert_eq!(held[..3], [0.25, f32::INFINITY, -0.5]);
         assert!(held[3].is_nan());
