@@ -47,7 +47,8 @@ impl BodyModel {
 
     /// Poses several bodies (persons of a frame, or consecutive frames) at once. Cheaper per body than posing
     /// them one by one: the pose correctives read a 31 MB matrix for SMPL-X (61 MB in the file, held at half
-    /// precision), which is memory-bound, and a batch streams it once for all its bodies. Each body comes out bit for bit as [`BodyModel::pose`] gives it.
+    /// precision), which is memory-bound, and a batch streams it once for all its bodies. Each body comes out bit
+    /// for bit as [`BodyModel::pose`] gives it.
     pub fn pose_batch(&self, params: &[BodyParams], options: &ForwardOptions) -> Vec<PosedBody> {
         let rotations: Vec<Vec<Matrix3<f32>>> = params
             .iter()
@@ -433,7 +434,8 @@ mod avx2 {
 
     /// The kernel for one or two bodies (`B`): lanes hold eight consecutive rows, whose values at eight
     /// consecutive features are widened and transposed in registers (the matrix is row-major), and each body's
-    /// features are broadcast. Rows after the last full set of [`TILE_SET_ROWS`] go to the batch kernel, which sums alike.
+    /// features are broadcast. Rows after the last full set of [`TILE_SET_ROWS`] go to the batch kernel, which
+    /// sums alike.
     #[target_feature(enable = "avx2,fma,f16c")]
     fn rows_in_lanes<const B: usize>(
         rows: &[[f16; NUM_POSE_FEATURES]],
