@@ -146,7 +146,13 @@ impl BodyModel {
     pub fn describe(&self) -> String {
         match &self.kind {
             ModelKind::Smplx(info) => {
-                format!("SMPL-X {} from {}", info.variant, info.path.display())
+                // Said wherever the model is named (logs, reports, exported meshes): the one place its values
+                // are not the file's to the bit.
+                format!(
+                    "SMPL-X {} from {} (pose correctives held at half precision)",
+                    info.variant,
+                    info.path.display()
+                )
             }
             ModelKind::StandIn => "built-in stand-in body (not SMPL-X)".to_string(),
         }

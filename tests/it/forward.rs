@@ -295,6 +295,13 @@ fn real_size_model_loads_and_matches_reference() {
     let model = load_smplx(&path, NpzLimits::MODEL).unwrap();
     assert_eq!(model.num_vertices(), 10_475);
     assert_eq!(model.faces.len(), 20_908);
+    assert!(
+        model
+            .describe()
+            .contains("pose correctives held at half precision"),
+        "the model's one line says its correctives are not the file's to the bit: {}",
+        model.describe()
+    );
     assert_eq!(
         model.posedirs.as_ref().map(PoseDirs::len),
         Some(10_475 * 3 * 486)
