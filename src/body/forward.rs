@@ -205,8 +205,8 @@ fn add_pose_correctives(
 ) {
     let features = scaled_features(features, posedirs.scale());
     let features = features.as_slice();
+    let rows = posedirs.rows();
     let posedirs = posedirs.scaled();
-    let rows = posedirs.len() / NUM_POSE_FEATURES;
     let threads = if vertices.len() <= 2 && rows >= PARALLEL_MIN_ROWS {
         available_cores().min(4)
     } else {

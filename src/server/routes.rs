@@ -419,7 +419,8 @@ fn read_ahead(state: &State, s: &Arc<SequenceState>, index: usize, format: Image
     };
     let end = (index + 1 + READ_AHEAD_FRAMES).min(s.num_frames);
     let (state, s) = (state.clone(), s.clone());
-    let queue = move || {
+    actix_web::rt::spawn(async move {
+        actix_web::rt::time::sleep(READ_AHEAD_DELAY).await;
         for next in index + 1..end {
             state.store.prefetch(
                 &s,
@@ -431,10 +432,6 @@ fn read_ahead(state: &State, s: &Arc<SequenceState>, index: usize, format: Image
                 },
             );
         }
-    };
-    actix_web::rt::spawn(async move {
-        actix_web::rt::time::sleep(READ_AHEAD_DELAY).await;
-        queue();
     });
 }
 
