@@ -225,6 +225,13 @@ pub struct ServeArgs {
     #[arg(long, env = "MESHREEL_PRERENDER")]
     pub prerender: bool,
 
+    /// Diagnostic: stamp every overlay image with its own frame code (its 0-based frame index modulo 4096, in
+    /// the demo video's block code moved one strip down: grey rows 100-159 of a 640x480 reference, scaled to the
+    /// image), so a screenshot shows whether each overlay is shown with its own video frame. Pre-rendered
+    /// rendered/ folders are not used (their images carry no stamp).
+    #[arg(long, env = "MESHREEL_STAMP_FRAME_CODE", conflicts_with = "prerender")]
+    pub stamp_frame_code: bool,
+
     /// Render threads, and HTTP worker threads [default: the number of cores].
     #[arg(long, value_name = "N", env = "MESHREEL_THREADS")]
     pub threads: Option<usize>,
@@ -299,5 +306,28 @@ fn parse_hex_colour(text: &str) -> Result<[u8; 3], String> {
     match (hex.len(), channel(0), channel(2), channel(4)) {
         (6, Some(r), Some(g), Some(b)) => Ok([r, g, b]),
         _ => Err(format!("'{text}' is not a colour like #203040")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(flags: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(["meshreel", "serve", "clip01"].iter().chain(flags))
+    }
+
+    #[test]
+    fn serve_stamps_frame_codes_only_without_prerendering() {
+        let Ok(Cli {
+            command: Command::Serve(args),
+        }) = serve(&["--stamp-frame-code"])
+        else {
+            panic!("--stamp-frame-code alone parses");
+        };
+        assert!(args.stamp_frame_code && !args.prerender);
+        let error =
+            serve(&["--stamp-frame-code", "--prerender"]).expect_err("the two flags conflict");
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 }

@@ -419,6 +419,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         cache_bytes,
         web_dir: args.web_dir.clone(),
         prerender: args.prerender,
+        stamp_frame_code: args.stamp_frame_code,
         workers,
     };
     let state = crate::server::AppState::start(config)?;

@@ -1,7 +1,7 @@
 //! The demo sequence (`data-samples/demo`): a 10 s, 30 fps video of the stand-in body as an actor moving
 //! naturally, the per-frame parameter files a recovery model would have written for it (ground truth plus small
-//! noise, with realistic faults) and a manifest saying what was injected where. Also the frame code, which makes
-//! every video frame say which frame it is, and its reader.
+//! noise, with realistic faults) and a manifest saying what was injected where. Every video frame carries its
+//! frame code in the video's layout of [`crate::frame_code`], which makes it say which frame it is.
 //!
 //! Deterministic: `cargo run --release --example make_demo` rewrites the folder (the video needs ffmpeg; this
 //! module only draws its frames), and a test checks that the committed files are what this module writes.
@@ -15,6 +15,7 @@ use nalgebra::{UnitQuaternion, Vector3};
 
 use crate::body::joints::joint_index;
 use crate::body::{BodyModel, BodyParams, ForwardOptions};
+use crate::frame_code::CodeLayout;
 use crate::pipeline::{DEFAULT_MAX_HOLD, FallbackSettings, Plan, plan_frames};
 use crate::render::camera::{Intrinsics, intrinsics_from_bbox};
 use crate::render::cpu::render_cpu;
@@ -31,122 +32,27 @@ pub const VIDEO_FILE: &str = "video.mp4";
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 // ---------------------------------------------------------------------------------------------------------------
-// The frame code.
+// The frame code: the video's layout of [`crate::frame_code`].
 
-/// Bits of the frame code: it holds the 0-based video frame index modulo 4096.
-pub const CODE_BITS: u32 = 12;
+pub use crate::frame_code::CODE_BITS;
 /// Rows of the grey strip holding the code, on the 640×480 reference.
-pub const CODE_STRIP_ROWS: u32 = 100;
-const REFERENCE_WIDTH: f32 = 640.0;
-const REFERENCE_HEIGHT: f32 = 480.0;
-const CODE_GREY: [u8; 4] = [128, 128, 128, 255];
-const WHITE: [u8; 4] = [255, 255, 255, 255];
-const BLACK: [u8; 4] = [0, 0, 0, 255];
-/// Block k (k = 0 the most significant bit) spans x = 24 + 50·k … +42 on the reference.
-const BLOCK_FIRST_X: u32 = 24;
-const BLOCK_PITCH: u32 = 50;
-const BLOCK_WIDTH: u32 = 42;
-/// Row A (y 8–47) is white for a 1 bit; row B (y 52–91) is its inverse.
-const ROW_A_Y: u32 = 8;
-const ROW_B_Y: u32 = 52;
-const BLOCK_HEIGHT: u32 = 40;
-/// A bit reads only where its two blocks differ by this much in mean brightness (0–255); black and white
-/// differ by about 255 after H.264 and yuv420p.
-const MIN_CONTRAST: u32 = 64;
+pub const CODE_STRIP_ROWS: u32 = CodeLayout::VIDEO.strip_end;
 
 /// The value the frame code of video frame `index` (0-based) holds.
 pub fn frame_code(index: u32) -> u32 {
-    index % (1 << CODE_BITS)
-}
-
-/// A rectangle `[x0, x1) × [y0, y1)` in image pixels.
-type Rect = (u32, u32, u32, u32);
-
-/// A rectangle of the 640×480 reference, scaled to an image of `size` by (width/640, height/480).
-fn scaled_rect(x: u32, y: u32, width: u32, height: u32, size: (u32, u32)) -> Rect {
-    let sx = size.0 as f32 / REFERENCE_WIDTH;
-    let sy = size.1 as f32 / REFERENCE_HEIGHT;
-    let scale = |v: u32, s: f32| (v as f32 * s).round() as u32;
-    (
-        scale(x, sx),
-        scale(y, sy),
-        scale(x + width, sx),
-        scale(y + height, sy),
-    )
-}
-
-fn block_rect(bit: u32, row_y: u32, size: (u32, u32)) -> Rect {
-    let x = BLOCK_FIRST_X + BLOCK_PITCH * bit;
-    scaled_rect(x, row_y, BLOCK_WIDTH, BLOCK_HEIGHT, size)
+    crate::frame_code::value(index)
 }
 
 /// Draws the code of video frame `index` over the top of the image: the grey strip and its 12 block pairs.
 pub fn draw_frame_code(image: &mut RgbaImage, index: u32) {
-    let size = (image.width, image.height);
-    let strip = scaled_rect(0, 0, REFERENCE_WIDTH as u32, CODE_STRIP_ROWS, size);
-    fill_rect(image, strip, CODE_GREY);
-    let code = frame_code(index);
-    for bit in 0..CODE_BITS {
-        let one = code >> (CODE_BITS - 1 - bit) & 1 == 1;
-        let (a, b) = if one { (WHITE, BLACK) } else { (BLACK, WHITE) };
-        fill_rect(image, block_rect(bit, ROW_A_Y, size), a);
-        fill_rect(image, block_rect(bit, ROW_B_Y, size), b);
-    }
+    crate::frame_code::draw(image, index, &CodeLayout::VIDEO);
 }
 
-/// Reads the frame code from RGBA pixels (rows top to bottom) of a `width`×`height` image: the 0-based video
-/// frame index modulo 4096, or `None` when the image carries no readable code.
-///
-/// Each bit compares the mean brightness ((R + G + B) / 3) of the middle half (in each direction) of its row-A
-/// block with that of its row-B block: 1 when A is brighter by at least 64, 0 when B is, unreadable otherwise.
-/// The player in the browser reads the code the same way.
+/// Reads the video's frame code from RGBA pixels (rows top to bottom) of a `width`×`height` image: the 0-based
+/// video frame index modulo 4096, or `None` when the image carries no readable code. How a bit is read:
+/// [`crate::frame_code::read`]; the player in the browser reads the code the same way.
 pub fn read_frame_code(rgba: &[u8], width: u32, height: u32) -> Option<u32> {
-    if width == 0 || height == 0 || rgba.len() < width as usize * height as usize * 4 {
-        return None;
-    }
-    let size = (width, height);
-    let mut code = 0;
-    for bit in 0..CODE_BITS {
-        let a = mean_brightness(rgba, width, middle(block_rect(bit, ROW_A_Y, size)))?;
-        let b = mean_brightness(rgba, width, middle(block_rect(bit, ROW_B_Y, size)))?;
-        let value = if a >= b + MIN_CONTRAST {
-            1
-        } else if b >= a + MIN_CONTRAST {
-            0
-        } else {
-            return None;
-        };
-        code = code << 1 | value;
-    }
-    Some(code)
-}
-
-/// The middle half of a rectangle in each direction, away from the edges that compression blurs.
-fn middle((x0, y0, x1, y1): Rect) -> Rect {
-    let (dx, dy) = ((x1 - x0) / 4, (y1 - y0) / 4);
-    (x0 + dx, y0 + dy, x1 - dx, y1 - dy)
-}
-
-fn mean_brightness(rgba: &[u8], width: u32, (x0, y0, x1, y1): Rect) -> Option<u32> {
-    let (mut sum, mut count) = (0u64, 0u64);
-    for y in y0..y1 {
-        for x in x0..x1 {
-            let i = (y as usize * width as usize + x as usize) * 4;
-            let pixel = rgba.get(i..i + 3)?;
-            sum += pixel.iter().map(|c| u64::from(*c)).sum::<u64>();
-            count += 3;
-        }
-    }
-    (count > 0).then(|| (sum / count) as u32)
-}
-
-fn fill_rect(image: &mut RgbaImage, (x0, y0, x1, y1): Rect, colour: [u8; 4]) {
-    for y in y0..y1.min(image.height) {
-        for x in x0..x1.min(image.width) {
-            let i = (y as usize * image.width as usize + x as usize) * 4;
-            image.pixels[i..i + 4].copy_from_slice(&colour);
-        }
-    }
+    crate::frame_code::read(rgba, width, height, &CodeLayout::VIDEO)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -568,7 +474,10 @@ fn backdrop() -> RgbaImage {
                 f64::from(y - wall_end) / f64::from(HEIGHT - wall_end),
             )
         };
-        fill_rect(&mut image, (0, y, WIDTH, y + 1), colour);
+        let row = (y * WIDTH * 4) as usize..((y + 1) * WIDTH * 4) as usize;
+        for pixel in image.pixels[row].chunks_exact_mut(4) {
+            pixel.copy_from_slice(&colour);
+        }
     }
     image
 }
@@ -960,62 +869,6 @@ fn writes_npz(number: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_frame_code_reads_back_at_the_reference_and_other_sizes() {
-        for (width, height) in [(640, 480), (1280, 720), (320, 240), (1920, 1080)] {
-            let mut image = RgbaImage::transparent(width, height);
-            for index in [
-                0, 1, 2, 299, 1000, 2047, 2048, 4094, 4095, 4096, 4097, 12345,
-            ] {
-                draw_frame_code(&mut image, index);
-                assert_eq!(
-                    read_frame_code(&image.pixels, width, height),
-                    Some(index % 4096),
-                    "index {index} at {width}x{height}"
-                );
-            }
-        }
-        let mut image = RgbaImage::transparent(WIDTH, HEIGHT);
-        for index in 0..4096 {
-            draw_frame_code(&mut image, index);
-            assert_eq!(read_frame_code(&image.pixels, WIDTH, HEIGHT), Some(index));
-        }
-    }
-
-    #[test]
-    fn the_code_is_laid_out_as_documented() {
-        let mut image = RgbaImage::transparent(WIDTH, HEIGHT);
-        // 0b1010_0000_0001: bits 0, 2 and 11 (from the most significant) are set.
-        draw_frame_code(&mut image, 0xa01);
-        assert_eq!(image.pixel(0, 0), CODE_GREY);
-        assert_eq!(image.pixel(639, 99), CODE_GREY);
-        assert_eq!(image.pixel(23, 8), CODE_GREY);
-        assert_eq!(image.pixel(24, 8), WHITE, "bit 0 is 1: row A white");
-        assert_eq!(image.pixel(65, 47), WHITE);
-        assert_eq!(image.pixel(66, 47), CODE_GREY);
-        assert_eq!(image.pixel(24, 52), BLACK, "row B is the inverse");
-        assert_eq!(image.pixel(24, 92), CODE_GREY);
-        assert_eq!(image.pixel(74, 8), BLACK, "bit 1 is 0");
-        assert_eq!(image.pixel(74, 91), WHITE);
-        assert_eq!(image.pixel(24 + 50 * 11, 8), WHITE, "bit 11 is 1");
-        assert_eq!(image.pixel(0, 100), [0; 4], "the strip ends at row 99");
-    }
-
-    #[test]
-    fn images_without_a_code_read_as_none() {
-        let grey = RgbaImage {
-            width: WIDTH,
-            height: HEIGHT,
-            pixels: CODE_GREY.repeat((WIDTH * HEIGHT) as usize),
-        };
-        assert_eq!(read_frame_code(&grey.pixels, WIDTH, HEIGHT), None);
-        assert_eq!(read_frame_code(&[], 0, 0), None);
-        assert_eq!(read_frame_code(&grey.pixels[..100], WIDTH, HEIGHT), None);
-        let mut tiny = RgbaImage::transparent(4, 3);
-        draw_frame_code(&mut tiny, 5);
-        assert_eq!(read_frame_code(&tiny.pixels, 4, 3), None);
-    }
 
     #[test]
     fn the_people_stay_clear_of_the_code_strip_and_the_label() {

@@ -9,14 +9,16 @@
 //! - [`pipeline`]: frame → meshes (parameters or saved vertices), shared by every command.
 //! - [`mesh_file`]: meshes → OBJ/PLY files.
 //! - [`render`]: meshes and cameras → RGBA pixels (headless GL on one render thread), and placeholders.
+//! - [`frame_code`]: the 12-bit block code that makes an image say which frame it is — the demo video's and the
+//!   overlay stamp of `serve --stamp-frame-code` — drawn and read at any size.
 //! - [`encode`]: RGBA → PNG / WebP bytes.
 //! - [`parallel`]: splitting one frame's work over a few threads.
 //! - [`report`]: `render_report.json`: what happened to every frame of a batch run, and merging shard reports.
 //! - [`server`]: `meshreel serve` — the HTTP/WebSocket API, frame cache and render pool behind the player.
 //! - [`commands`]: the subcommands, on top of the stages; [`cli`] declares their flags.
 //! - [`synth`]: synthetic model and frame files in the real layouts, for tests, benchmarks and samples.
-//! - [`demo`]: the demo sequence (`data-samples/demo`): an actor video, its parameter files with faults, and the
-//!   frame code that makes each video frame say which frame it is.
+//! - [`demo`]: the demo sequence (`data-samples/demo`): an actor video whose frames carry their frame code, and
+//!   its parameter files with faults.
 
 pub mod batch;
 pub mod body;
@@ -24,6 +26,7 @@ pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod encode;
+pub mod frame_code;
 pub mod frames;
 pub mod mesh_file;
 pub mod parallel;

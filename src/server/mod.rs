@@ -65,6 +65,10 @@ pub struct ServerConfig {
     /// Serve the player from this folder instead of the embedded copy.
     pub web_dir: Option<PathBuf>,
     pub prerender: bool,
+    /// `--stamp-frame-code`: every overlay image carries its own frame code
+    /// ([`OVERLAY`](crate::frame_code::CodeLayout::OVERLAY) layout). Cannot be combined with `prerender`:
+    /// pre-rendered images carry no stamp.
+    pub stamp_frame_code: bool,
     /// Render threads (and HTTP workers).
     pub workers: usize,
 }
@@ -83,6 +87,10 @@ pub struct ServeSettings {
     pub first_frame_number: Option<u32>,
     pub scan_threads: usize,
     pub prerender: bool,
+    /// Every overlay image carries its frame index's code
+    /// ([`OVERLAY`](crate::frame_code::CodeLayout::OVERLAY) layout); pre-rendered folders are then neither
+    /// served nor written to.
+    pub stamp_frame_code: bool,
 }
 
 impl ServeSettings {
@@ -90,7 +98,8 @@ impl ServeSettings {
     /// a folder pre-rendered by the server.
     pub fn describe(&self, size: (u32, u32)) -> String {
         format!(
-            "meshreel {}\nbackend {}\nmodel {}\nsize {}x{}\nlook {:?}\ncamera {:?}\nfallback {} {}\nmesh {:?}",
+            "meshreel {}\nbackend {}\nmodel {}\nsize {}x{}\nlook {:?}\ncamera {:?}\nfallback {} {}\nmesh {:?}\n\
+             stamp_frame_code {}",
             env!("CARGO_PKG_VERSION"),
             self.renderer.backend(),
             self.model_sha256.as_deref().map_or_else(
@@ -104,6 +113,7 @@ impl ServeSettings {
             self.fallback.policy.name(),
             self.fallback.max_hold,
             self.render.mesh,
+            self.stamp_frame_code,
         )
     }
 
@@ -137,6 +147,10 @@ pub enum ServeError {
     Thread(#[source] std::io::Error),
     #[error("--web-dir is not a folder: {}", .0.display())]
     WebDir(PathBuf),
+    #[error(
+        "--stamp-frame-code cannot be combined with --prerender: pre-rendered images carry no stamp"
+    )]
+    StampWithPrerender,
 }
 
 /// The server's shared state.
@@ -161,6 +175,9 @@ impl AppState {
     /// Finds the sequences, loads the model, lists and times every sequence (scanning short ones), and starts
     /// the render threads, the background scan and, with `prerender`, the pre-rendering.
     pub fn start(config: ServerConfig) -> Result<Arc<AppState>, ServeError> {
+        if config.stamp_frame_code && config.prerender {
+            return Err(ServeError::StampWithPrerender);
+        }
         let options = SequenceOptions {
             first_number: config.first_frame_number,
         };
@@ -211,6 +228,7 @@ impl AppState {
             first_frame_number: config.first_frame_number,
             scan_threads: workers,
             prerender: config.prerender,
+            stamp_frame_code: config.stamp_frame_code,
         };
 
         let mut sequences = Vec::with_capacity(library.sequences.len());
@@ -252,6 +270,7 @@ impl AppState {
             config.renderer.clone(),
             stats.clone(),
             workers,
+            config.stamp_frame_code,
         )
         .map_err(ServeError::Thread)?;
         let (closing, _) = tokio::sync::watch::channel(false);

@@ -691,6 +691,15 @@ fn prerendered_use(
     if entries.filter_map(Result::ok).next().is_none() {
         return (PrerenderedUse::Absent, None);
     }
+    if settings.stamp_frame_code {
+        let why = "--stamp-frame-code stamps every image, and rendered/ images carry no stamp";
+        return (
+            PrerenderedUse::Ignored {
+                why: why.to_string(),
+            },
+            Some(format!("{why}: not served, not written to")),
+        );
+    }
     let marker = std::fs::read_to_string(dir.join(MARKER_FILE))
         .ok()
         .and_then(|text| serde_json::from_str::<Marker>(&text).ok());

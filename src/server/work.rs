@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::body::BodyModel;
 use crate::encode::{ImageFormat, encode};
+use crate::frame_code::{self, CodeLayout};
 use crate::pipeline::render_planned;
 use crate::render::RenderHandle;
 use crate::report::FrameStatus;
@@ -164,6 +165,8 @@ pub struct FrameStore {
     pub stats: Arc<Stats>,
     model: Arc<BodyModel>,
     renderer: RenderHandle,
+    /// `--stamp-frame-code`: each image gets its frame index's code before encoding.
+    stamp_frame_code: bool,
     pending: Mutex<HashMap<FrameKey, Arc<Pending>>>,
     queue: Mutex<Queue>,
     ready: Condvar,
@@ -186,19 +189,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl FrameStore {
-    /// Starts `workers` render threads.
+    /// Starts `workers` render threads; with `stamp_frame_code`, every image they make carries its frame code
+    /// ([`CodeLayout::OVERLAY`]).
     pub fn start(
         cache_bytes: usize,
         model: Arc<BodyModel>,
         renderer: RenderHandle,
         stats: Arc<Stats>,
         workers: usize,
+        stamp_frame_code: bool,
     ) -> std::io::Result<Arc<FrameStore>> {
         let store = Arc::new(FrameStore {
             cache: FrameCache::new(cache_bytes),
             stats,
             model,
             renderer,
+            stamp_frame_code,
             pending: Mutex::new(HashMap::new()),
             queue: Mutex::new(Queue {
                 heap: BinaryHeap::new(),
@@ -457,7 +463,8 @@ impl FrameStore {
         }
     }
 
-    /// Makes one frame: the plan, then the pre-rendered file or a render, then encoding.
+    /// Makes one frame: the plan, then the pre-rendered file or a render (stamped with its frame code under
+    /// `--stamp-frame-code`), then encoding.
     fn produce(&self, sequence: &SequenceState, key: FrameKey) -> Outcome {
         let index = key.index as usize;
         let window = sequence.plan_window(index);
@@ -471,6 +478,7 @@ impl FrameStore {
                 encode_ms: 0.0,
             }));
         }
+        // Pre-rendered images carry no stamp: with `--stamp-frame-code` the folder is never served (`prerendered`).
         if let Some(path) = sequence.prerendered_path(index, key.format)
             && let Some(bytes) = read_complete_png(&path)
         {
@@ -507,7 +515,7 @@ impl FrameStore {
                 message,
             })
         };
-        let image = match (output.status, output.image) {
+        let mut image = match (output.status, output.image) {
             (FrameStatus::RenderError, _) | (_, None) => {
                 let message = output
                     .reason
@@ -516,6 +524,10 @@ impl FrameStore {
             }
             (_, Some(image)) => image,
         };
+        if self.stamp_frame_code {
+            // The global index, the video frame the player shows this image with, not the plan window's.
+            frame_code::draw(&mut image, key.index, &CodeLayout::OVERLAY);
+        }
         let started = Instant::now();
         let mut bytes = match encode(&image, key.format) {
             Ok(bytes) => bytes,

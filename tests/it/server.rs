@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use meshreel::frame_code::{self, CodeLayout};
 use meshreel::pipeline::{FallbackPolicy, FallbackSettings, MeshSettings};
 use meshreel::render::camera::CameraOptions;
 use meshreel::render::{OSX_LOOK, RenderHandle, RendererChoice};
 use meshreel::server::library::find_sequences;
 use meshreel::server::video::read_mp4_timing;
-use meshreel::server::{AppState, ServerConfig};
+use meshreel::server::{AppState, ServeError, ServerConfig};
 use meshreel::synth::{Rng, SynthMp4};
 use serde_json::Value;
 
@@ -51,6 +52,7 @@ fn config(paths: Vec<PathBuf>) -> ServerConfig {
         cache_bytes: 64 << 20,
         web_dir: None,
         prerender: false,
+        stamp_frame_code: false,
         workers: 2,
     }
 }
@@ -510,6 +512,116 @@ fn a_matching_prerendered_folder_is_served_and_another_is_ignored() {
     );
     let frame = app.get("/api/sequences/seq/frames/6");
     assert_eq!(frame.header("x-cache"), Some("miss"));
+}
+
+/// Decodes a served PNG frame to its size and RGBA pixels.
+fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgba);
+    pixels.truncate(info.buffer_size());
+    (info.width, info.height, pixels)
+}
+
+#[test]
+fn stamped_frames_carry_their_own_frame_code_one_strip_below_the_video_code() {
+    let dir = temp_dir();
+    let sequence = faulty_sequence(&dir.path().join("seq"));
+    // A folder that matches the settings: served without the stamp, ignored with it (its images carry none).
+    batch_render(&sequence, &sequence.join("rendered"), &[]);
+    let plain = spawn_app(config(vec![sequence.clone()]));
+    let mut stamping = config(vec![sequence]);
+    stamping.stamp_frame_code = true;
+    let stamped = spawn_app(stamping);
+    assert_eq!(
+        plain.json("/api/sequences/seq")["prerendered"]["used"],
+        true
+    );
+    let detail = stamped.json("/api/sequences/seq");
+    assert_eq!(detail["prerendered"]["used"], false, "{detail}");
+    let note = detail["prerendered"]["note"].as_str().unwrap();
+    assert!(note.contains("--stamp-frame-code"), "{note}");
+
+    let strip = CodeLayout::OVERLAY.strip_rows(SIZE.1);
+    let row_bytes = SIZE.0 as usize * 4;
+    for (index, status) in [(0u32, "ok"), (2, "fallback"), (10, "placeholder")] {
+        let path = format!("/api/sequences/seq/frames/{index}");
+        let (without, with) = (plain.get(&path), stamped.get(&path));
+        assert_eq!(with.status, 200, "frame {index}: {}", with.text());
+        assert_eq!(with.header("x-frame-status"), Some(status));
+        assert_eq!(without.header("x-frame-status"), Some(status));
+        assert_eq!(
+            with.header("x-cache"),
+            Some("miss"),
+            "frame {index} was rendered"
+        );
+        assert_ne!(
+            with.header("etag"),
+            without.header("etag"),
+            "frame {index}: the stamp is part of the ETag"
+        );
+        let (width, height, stamped_pixels) = decode_png(&with.body);
+        assert_eq!((width, height), SIZE);
+        let (_, _, plain_pixels) = decode_png(&without.body);
+        let read = |pixels: &[u8], layout| frame_code::read(pixels, width, height, layout);
+        assert_eq!(
+            read(&stamped_pixels, &CodeLayout::OVERLAY),
+            Some(frame_code::value(index)),
+            "frame {index}"
+        );
+        assert_eq!(
+            read(&stamped_pixels, &CodeLayout::VIDEO),
+            read(&plain_pixels, &CodeLayout::VIDEO),
+            "frame {index}: the stamp leaves the video code's place alone"
+        );
+        assert_eq!(
+            read(&plain_pixels, &CodeLayout::OVERLAY),
+            None,
+            "frame {index}"
+        );
+        // Outside the stamp's strip, rows 0-99 of the video's code included, the image is the plain one.
+        let outside = |pixels: &[u8]| {
+            let (above, rest) = pixels.split_at(strip.start as usize * row_bytes);
+            let below = &rest[strip.len() * row_bytes..];
+            (above.to_vec(), below.to_vec())
+        };
+        assert!(
+            outside(&stamped_pixels) == outside(&plain_pixels),
+            "frame {index} differs outside the stamp's rows {strip:?}"
+        );
+    }
+
+    // The stream sends the same stamped bytes.
+    let mut ws = stamped.websocket("/api/sequences/seq/stream");
+    ws.text();
+    ws.send(serde_json::json!({"type": "want", "frame": 10}));
+    let wanted = ws.expect_frames(1);
+    assert_eq!(wanted[0].header["status"], "placeholder");
+    let (width, height, pixels) = decode_png(&wanted[0].image);
+    assert_eq!(
+        frame_code::read(&pixels, width, height, &CodeLayout::OVERLAY),
+        Some(10)
+    );
+    assert_eq!(
+        wanted[0].image,
+        stamped.get("/api/sequences/seq/frames/10").body
+    );
+}
+
+#[test]
+fn stamping_frame_codes_cannot_be_combined_with_prerendering() {
+    let dir = temp_dir();
+    let sequence = valid_sequence(&dir.path().join("seq"), 2);
+    let mut both = config(vec![sequence]);
+    both.stamp_frame_code = true;
+    both.prerender = true;
+    let error = AppState::start(both)
+        .err()
+        .expect("the server refuses to start");
+    assert!(matches!(error, ServeError::StampWithPrerender), "{error}");
 }
 
 #[test]
