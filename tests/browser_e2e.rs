@@ -1,6 +1,7 @@
-//! The player end to end in headless Chromium (tests/browser/player.e2e.mjs, playwright-core from npm). Outside
-//! CI it skips, saying why, when Node, the npm packages or Chromium are missing; in CI (which installs them)
-//! a missing piece fails it.
+//! The player end to end, judged from the screen: Chromium headed on a virtual X display (Xvfb), the display
+//! read back with ffmpeg (tests/browser/player.e2e.mjs, playwright-core from npm). Outside CI it skips, saying
+//! why, when Node, the npm packages, Chromium, Xvfb or ffmpeg are missing; in CI (which installs them) a
+//! missing piece fails it.
 //!
 //! A test binary of its own, unlike the rest (tests/it/): cargo runs test binaries one after another, so playback
 //! timing is measured with no other test competing for the cores.
@@ -22,6 +23,13 @@ fn missing_piece(root: &Path) -> Option<String> {
             "playwright-core is not installed (run `npm ci` in tests/browser)".to_string(),
         );
     }
+    for (program, package) in [("Xvfb", "xvfb"), ("ffmpeg", "ffmpeg")] {
+        if Command::new(program).arg("-help").output().is_err() {
+            return Some(format!(
+                "{program} is not installed (apt-get install {package})"
+            ));
+        }
+    }
     if !Path::new(&chromium).exists() {
         return Some(format!(
             "no Chromium at {chromium} (apt-get install chromium)"
@@ -31,7 +39,7 @@ fn missing_piece(root: &Path) -> Option<String> {
 }
 
 #[test]
-fn the_player_shows_each_presented_frames_own_overlay() {
+fn the_screen_shows_each_video_frame_with_its_own_overlay() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     if let Some(missing) = missing_piece(root) {
         if std::env::var_os("CI").is_some() {

@@ -1,20 +1,20 @@
-// The meshreel player: the video with the server-rendered mesh overlay drawn exactly over its picture, in sync
-// frame for frame. The frame on screen comes from requestVideoFrameCallback's mediaTime (round(t·fps), which
-// DOMAIN notes measured exact in Chromium); the overlay for that frame is drawn in the same callback, or hidden
-// and counted as a miss when it has not arrived: an overlay never shows a frame other than the video's.
+// The meshreel player: the video with the server-rendered mesh overlay, in sync frame for frame by
+// construction. In each requestVideoFrameCallback the video's current picture is taken as a VideoFrame, its own
+// timestamp names its frame (round((t − start)·fps)), and the picture and that frame's overlay are drawn into
+// one canvas together (screen.js): the screen can only show them as one picture. An overlay that has not
+// arrived is left out and counted as a miss, never replaced by a neighbour's.
 
 import { FrameStream, fetchFrame, getJson } from './api.js';
 import { FrameStore } from './frames.js';
+import { Screen } from './screen.js';
 import { Timeline } from './timeline.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   stage: $('stage'),
-  videoPane: $('video-pane'),
-  overlayPane: $('overlay-pane'),
   video: $('video'),
   noVideo: $('no-video'),
-  overlay: $('overlay'),
+  view: $('view'),
   error: $('error'),
   sequence: $('sequence'),
   model: $('model'),
@@ -33,7 +33,7 @@ const ui = {
   statsBody: $('stats-body'),
 };
 const hud = Object.fromEntries(
-  ['video', 'overlay', 'status', 'reason', 'source', 'cache', 'latency', 'ahead', 'misses', 'dropped']
+  ['video', 'overlay', 'status', 'reason', 'source', 'cache', 'latency', 'ahead', 'misses', 'dropped', 'sync']
     .map((name) => [name, $(`hud-${name}`)]),
 );
 
@@ -41,6 +41,15 @@ const hud = Object.fromEntries(
 const WARM_UP_MS = 1000;
 /** How often the playhead is reported while playing. */
 const REPORT_EVERY_MS = 200;
+/** How often the HUD, scrubber and timeline follow the playhead while playing: text and layout stay out of
+ * most frames' work. */
+const UI_EVERY_MS = 100;
+
+/** One picture of video and overlay needs VideoFrame and requestVideoFrameCallback; `?present=layers`
+ * forces the two-layer fallback (to compare them). */
+const COMPOSITE = typeof VideoFrame === 'function' &&
+  'requestVideoFrameCallback' in HTMLVideoElement.prototype &&
+  new URLSearchParams(location.search).get('present') !== 'layers';
 
 const state = {
   id: null,
@@ -52,7 +61,14 @@ const state = {
   current: -1,
   /** A seek's frame until the video presents it. */
   target: null,
+  /** The overlay frame on screen, or null. */
   shown: null,
+  /** Composite mode: the picture on screen (a VideoFrame), kept to redraw it with a late overlay. */
+  picture: null,
+  /** Callbacks whose picture had already moved past the frame the callback reported. */
+  pictureAhead: 0,
+  lastUiAt: 0,
+  uiTimer: null,
   playing: false,
   rate: 1,
   clock: null,
@@ -66,11 +82,11 @@ const state = {
 };
 const store = new FrameStore();
 let stream = null;
-const context = ui.overlay.getContext('2d');
+const screen = new Screen(ui.view, COMPOSITE);
 const timeline = new Timeline($('timeline'), (index) => seek(index));
 
-// For automation and debugging: tests read the overlay's data-frame, and may read these.
-window.meshreel = { state, store };
+// For automation and debugging: tests read the view's data-frame, and may read these.
+window.meshreel = { state, store, composite: COMPOSITE };
 
 // ---------------------------------------------------------------------------------------------------------
 // Frames
@@ -84,42 +100,39 @@ function indexAtMediaTime(mediaTime) {
   return clampIndex(Math.round((mediaTime - state.start) * state.fps));
 }
 
-/** Shows frame `index`'s overlay now, or hides the overlay and counts a miss if it is not here yet (or it is
- * too late to show it). */
-function present(index, { late = false } = {}) {
+/** The frame index of a VideoFrame taken from the video (its timestamp is in microseconds). */
+function indexOfPicture(picture) {
+  return indexAtMediaTime(picture.timestamp / 1e6);
+}
+
+/** Puts frame `index` on screen: in composite mode with `picture` (that frame's picture, or null
+ * without a video), drawn with its overlay in this task; in layers mode the overlay alone. An overlay that is
+ * not here yet (or, in layers mode, too late to show) is left out, counted as a miss and asked for. */
+function present(index, { picture = null, late = false } = {}) {
   state.current = index;
   state.target = null;
-  const frame = late ? null : store.get(index);
-  if (frame) {
-    drawOverlay(frame);
-  } else {
-    context.clearRect(0, 0, ui.overlay.width, ui.overlay.height);
-    ui.overlay.dataset.frame = '';
-    ui.overlay.dataset.status = 'miss';
-    state.shown = null;
+  if (picture !== state.picture) {
+    state.picture?.close();
+    state.picture = picture;
+  }
+  const frame = late ? null : store.get(index) ?? null;
+  draw(frame);
+  if (!frame) {
     if (state.playing && performance.now() - state.playStartedAt > WARM_UP_MS) state.misses += 1;
     if (!late) request(index);
   }
   reportPlayhead(false);
-  timeline.setPlayhead(index);
-  ui.scrub.value = String(index);
-  ui.position.textContent = `${index + 1} / ${state.count}`;
-  updateHud(frame);
+  updateUi();
 }
 
-function drawOverlay(frame) {
-  const { bitmap } = frame;
-  if (ui.overlay.width !== bitmap.width || ui.overlay.height !== bitmap.height) {
-    ui.overlay.width = bitmap.width;
-    ui.overlay.height = bitmap.height;
-    layout();
+/** Draws the current picture with `frame`'s overlay (or none). */
+function draw(frame) {
+  const size = frame && !state.hasVideo ? [frame.bitmap.width, frame.bitmap.height] : null;
+  if (size && (size[0] !== screen.pictureWidth || size[1] !== screen.pictureHeight)) {
+    configureScreen(size);
   }
-  context.clearRect(0, 0, bitmap.width, bitmap.height);
-  context.drawImage(bitmap, 0, 0);
-  ui.overlay.dataset.frame = String(frame.index);
-  ui.overlay.dataset.status = frame.status;
-  state.shown = frame.index;
-  state.presented += 1;
+  state.shown = screen.draw(state.picture, frame) ? frame.index : null;
+  if (state.shown !== null) state.presented += 1;
 }
 
 /** Fetches one frame over HTTP (a seek, a step, or a frame the stream has not brought in time). */
@@ -138,12 +151,12 @@ function request(index) {
     });
 }
 
-/** A frame from the stream or from HTTP. If it is the one on screen, it shows at once. */
+/** A frame from the stream or from HTTP. If it is the one on screen, it is drawn with that same picture. */
 function arrived(frame) {
   store.put(frame, state.current);
-  if (frame.index === state.current && state.shown !== state.current) {
-    drawOverlay(frame);
-    updateHud(frame);
+  if (frame.index === state.current && state.shown !== state.current && state.target === null) {
+    draw(frame);
+    updateUi(true);
   }
 }
 
@@ -158,11 +171,95 @@ function reportPlayhead(force) {
 // ---------------------------------------------------------------------------------------------------------
 // Playback: the video drives it when there is one, otherwise a clock.
 
-function onVideoFrame(now, metadata) {
+function countDropped(metadata) {
   if (state.lastPresentedFrames !== null && state.playing) {
     state.dropped += Math.max(0, metadata.presentedFrames - state.lastPresentedFrames - 1);
   }
   state.lastPresentedFrames = metadata.presentedFrames;
+}
+
+/** Composite mode: the picture the video holds now, drawn with its own overlay. The picture's timestamp, not
+ * the callback's mediaTime or a clock, names the frame: if the video has moved on since the callback was due,
+ * the newer picture is drawn with the newer overlay. */
+function onVideoFrameComposite(now, metadata) {
+  countDropped(metadata);
+  let picture = null;
+  try {
+    picture = new VideoFrame(ui.video);
+  } catch {
+    // No picture to take (the video is between sources): the next callback tries again.
+  }
+  if (picture) {
+    if (indexOfPicture(picture) !== indexAtMediaTime(metadata.mediaTime)) state.pictureAhead += 1;
+    pictures.take(picture);
+  }
+  ui.video.requestVideoFrameCallback(onVideoFrameComposite);
+}
+
+/**
+ * The video's pictures on their way to the screen. A worker turns each VideoFrame into an ImageBitmap (the
+ * YUV conversion is the costly step and would hold the main thread); at most one is being converted and one
+ * waits, the newest (an older waiting one is dropped, as the screen has moved past it). Without workers'
+ * OffscreenCanvas the VideoFrame is drawn directly.
+ */
+class PictureQueue {
+  constructor(onPicture) {
+    this.onPicture = onPicture;
+    this.busy = false;
+    this.waiting = null;
+    this.generation = 0;
+    this.worker = typeof OffscreenCanvas === 'function' ? new Worker('picture-worker.js') : null;
+    if (this.worker) {
+      this.worker.onmessage = ({ data }) => this.converted(data);
+      this.worker.onerror = () => {
+        this.worker = null;
+        this.busy = false;
+      };
+    }
+  }
+
+  take(frame) {
+    if (!this.worker) {
+      this.onPicture(indexOfPicture(frame), frame);
+      return;
+    }
+    if (this.busy) {
+      this.waiting?.close();
+      this.waiting = frame;
+      return;
+    }
+    this.send(frame);
+  }
+
+  send(frame) {
+    this.busy = true;
+    this.sentGeneration = this.generation;
+    this.worker.postMessage(frame, [frame]);
+  }
+
+  converted({ timestamp, bitmap }) {
+    this.busy = false;
+    const next = this.waiting;
+    this.waiting = null;
+    if (next) this.send(next);
+    // A picture converted for a sequence since replaced is dropped.
+    if (!bitmap) return;
+    if (this.sentGeneration !== this.generation) bitmap.close();
+    else this.onPicture(indexAtMediaTime(timestamp / 1e6), bitmap);
+  }
+
+  /** Forgets pictures of the sequence being replaced. */
+  clear() {
+    this.generation += 1;
+    this.waiting?.close();
+    this.waiting = null;
+  }
+}
+const pictures = new PictureQueue((index, picture) => present(index, { picture }));
+
+/** Layers mode with requestVideoFrameCallback: the overlay alone, for the frame the callback reports. */
+function onVideoFrame(now, metadata) {
+  countDropped(metadata);
   const index = indexAtMediaTime(metadata.mediaTime);
   // A callback running more than a frame after its frame's display time (a starved main thread) means the
   // video has most likely moved on already: showing this frame's overlay now would pair it with the next
@@ -223,7 +320,7 @@ function seek(index) {
     // The middle of the frame, so rounding in the browser or the container cannot land on a neighbour.
     ui.video.currentTime = state.start + (index + 0.5) / state.fps;
     // The overlay follows when the video presents the frame (its next callback), never before.
-    if (index === state.current) present(index);
+    if (index === state.current) present(index, { picture: state.picture });
     else {
       state.target = index;
       reportPlayhead(true);
@@ -241,29 +338,68 @@ function step(delta) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Layout: the overlay covers exactly the picture the video displays (object-fit: contain), at any size.
+// Layout: the canvas is fitted into the stage (object-fit: contain) at any size. In composite mode the
+// <video> sits exactly under the canvas's picture, covered; in layers mode the canvas covers the video's
+// picture (or, side by side, takes the right half).
+
+/** The picture's own size: the video's, else the overlay frames'. */
+function pictureSize() {
+  if (state.hasVideo && ui.video.videoWidth > 0) return [ui.video.videoWidth, ui.video.videoHeight];
+  return [screen.pictureWidth > 1 ? screen.pictureWidth : state.meta?.width || 1,
+    screen.pictureHeight > 1 ? screen.pictureHeight : state.meta?.height || 1];
+}
+
+function configureScreen(size = pictureSize()) {
+  const sideBySide = ui.sideBySide.checked;
+  screen.configure({ width: size[0], height: size[1], sideBySide, withVideo: state.hasVideo });
+  layout();
+}
+
+function place(element, left, top, width, height) {
+  Object.assign(element.style, {
+    left: `${left}px`, top: `${top}px`, width: `${width}px`, height: `${height}px`,
+  });
+}
 
 function layout() {
+  const width = ui.stage.clientWidth;
+  const height = ui.stage.clientHeight;
   const sideBySide = ui.sideBySide.checked;
-  const pane = sideBySide ? ui.overlayPane : ui.videoPane;
-  const width = pane.clientWidth;
-  const height = pane.clientHeight;
-  const useVideo = !sideBySide && state.hasVideo && ui.video.videoWidth > 0;
-  const pictureWidth = useVideo ? ui.video.videoWidth : ui.overlay.width || state.meta?.width || 1;
-  const pictureHeight = useVideo ? ui.video.videoHeight : ui.overlay.height || state.meta?.height || 1;
-  const scale = Math.min(width / pictureWidth, height / pictureHeight);
-  const shownWidth = pictureWidth * scale;
-  const shownHeight = pictureHeight * scale;
-  Object.assign(ui.overlay.style, {
-    left: `${(width - shownWidth) / 2}px`,
-    top: `${(height - shownHeight) / 2}px`,
-    width: `${shownWidth}px`,
-    height: `${shownHeight}px`,
-  });
+  const halves = sideBySide ? 2 : 1;
+  // Layers mode side by side: the video and the canvas each take half the stage, 8 px apart.
+  const [canvasWidth, canvasHeight] = COMPOSITE ? screen.size() : [screen.pictureWidth * halves + 8 * (halves - 1),
+    screen.pictureHeight];
+  const scale = Math.min(width / canvasWidth, height / canvasHeight);
+  const left = (width - canvasWidth * scale) / 2;
+  const top = (height - canvasHeight * scale) / 2;
+  const pictureWidth = screen.pictureWidth * scale;
+  const pictureHeight = screen.pictureHeight * scale;
+  place(ui.video, left, top, pictureWidth, pictureHeight);
+  if (COMPOSITE) place(ui.view, left, top, canvasWidth * scale, canvasHeight * scale);
+  else place(ui.view, left + (sideBySide ? canvasWidth * scale - pictureWidth : 0), top, pictureWidth, pictureHeight);
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // HUD and panels
+
+/** The HUD, scrubber, position and timeline follow the playhead: at once when paused, at most every
+ * UI_EVERY_MS while playing (a timer catches the last change). */
+function updateUi(force = false) {
+  const now = performance.now();
+  if (!force && state.playing && now - state.lastUiAt < UI_EVERY_MS) {
+    state.uiTimer ??= setTimeout(() => {
+      state.uiTimer = null;
+      updateUi(true);
+    }, UI_EVERY_MS);
+    return;
+  }
+  state.lastUiAt = now;
+  const index = state.current;
+  timeline.setPlayhead(index);
+  ui.scrub.value = String(index);
+  ui.position.textContent = `${index + 1} / ${state.count}`;
+  updateHud(store.get(index) ?? null);
+}
 
 function updateHud(frame) {
   const first = state.meta?.first_frame_number ?? 1;
@@ -284,6 +420,12 @@ function updateHud(frame) {
   hud.misses.textContent = String(state.misses);
   hud.misses.classList.toggle('miss', state.misses > 0);
   hud.dropped.textContent = String(state.dropped);
+}
+
+function describeSync() {
+  if (COMPOSITE) return 'exact: video and overlay drawn as one picture';
+  if (!state.hasVideo) return 'clock (no video)';
+  return 'approximate: two layers (this browser lacks VideoFrame or requestVideoFrameCallback)';
 }
 
 function table(rows, headings) {
@@ -375,7 +517,11 @@ async function loadSequence(id) {
   store.clear();
   state.clock = null;
   state.playing = false;
-  Object.assign(state, { misses: 0, presented: 0, dropped: 0, lastPresentedFrames: null, current: -1 });
+  state.picture?.close();
+  pictures.clear();
+  Object.assign(state, {
+    misses: 0, presented: 0, dropped: 0, pictureAhead: 0, lastPresentedFrames: null, current: -1, picture: null,
+  });
   const meta = await getJson(`/api/sequences/${encodeURIComponent(id)}`);
   if (token !== state.loadToken) return;
   Object.assign(state, {
@@ -398,6 +544,7 @@ async function loadSequence(id) {
   ui.stage.classList.toggle('without-video', !state.hasVideo);
   ui.video.hidden = !state.hasVideo;
   ui.noVideo.hidden = state.hasVideo;
+  hud.sync.textContent = describeSync();
   stream = new FrameStream(id, {
     onFrame: (frame) => (token === state.loadToken ? arrived(frame) : frame.bitmap.close()),
     onMessage: (message) => {
@@ -408,12 +555,12 @@ async function loadSequence(id) {
     ui.video.src = meta.video_url;
     await new Promise((resolve) => ui.video.addEventListener('loadedmetadata', resolve, { once: true }));
     if (token !== state.loadToken) return;
-    layout();
+    configureScreen();
     seek(0);
   } else {
     ui.video.removeAttribute('src');
     ui.video.load();
-    layout();
+    configureScreen([meta.width || 1, meta.height || 1]);
     present(0);
   }
   if (!meta.timeline?.scanned) refreshUntilScanned(id, token);
@@ -453,7 +600,11 @@ async function pollStats() {
 
 function wire() {
   const { video } = ui;
-  if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) {
+  ui.stage.classList.toggle('composite', COMPOSITE);
+  hud.sync.textContent = describeSync();
+  if (COMPOSITE) {
+    video.requestVideoFrameCallback(onVideoFrameComposite);
+  } else if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) {
     video.requestVideoFrameCallback(onVideoFrame);
   } else {
     requestAnimationFrame(pollVideo);
@@ -486,16 +637,23 @@ function wire() {
     if (state.clock) state.clock = { startedAt: performance.now(), startFrame: state.current };
     reportPlayhead(true);
   });
+  // Look changes redraw the picture on screen with its overlay.
+  const redraw = () => {
+    if (state.current >= 0) draw(store.get(state.current) ?? null);
+  };
   ui.showOverlay.addEventListener('change', () => {
-    ui.overlay.style.visibility = ui.showOverlay.checked ? 'visible' : 'hidden';
+    screen.showOverlay = ui.showOverlay.checked;
+    redraw();
   });
   ui.opacity.addEventListener('input', () => {
-    ui.overlay.style.opacity = ui.opacity.value;
+    screen.opacity = Number(ui.opacity.value);
+    redraw();
   });
-  ui.overlay.style.opacity = ui.opacity.value;
+  screen.opacity = Number(ui.opacity.value);
   ui.sideBySide.addEventListener('change', () => {
     ui.stage.classList.toggle('side-by-side', ui.sideBySide.checked);
-    layout();
+    configureScreen();
+    redraw();
   });
   ui.sequence.addEventListener('change', () => {
     location.hash = `seq=${encodeURIComponent(ui.sequence.value)}`;
