@@ -107,7 +107,7 @@ export async function startBrowser({ executablePath, display, width, height, url
         if (browserProcess.exitCode !== null) resolve();
         else browserProcess.once('exit', resolve);
       });
-      rmSync(profile, { recursive: true, force: true });
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     },
   };
 }
