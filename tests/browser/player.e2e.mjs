@@ -6,8 +6,9 @@
 // on screen and the overlay shown with it. The player plays, seeks, plays again and steps; the test fails on
 // any judged sample where the two codes differ — steady playback from 1 s after each play starts, and paused
 // pictures from 300 ms after each pause or seek (start-up and seeks may settle; mismatches there are counted
-// and printed all the same) — or when fewer than 98 % of judged samples show an overlay at all. It also checks
-// the two-layer fallback's HUD, a sequence without video, and saves a screenshot (docs/player.png with
+// and printed all the same) — or when fewer than 98 % of judged samples show an overlay at all. It then judges
+// the controls from the canvas's own pixels while paused (overlay off, opacity, side by side, a resized stage,
+// the HUD, speed 2×), and checks the two-layer fallback's HUD, a sequence without video, and saves a screenshot (docs/player.png with
 // MESHREEL_UPDATE_SCREENSHOT=1, else target/player.png).
 //
 // Environment: MESHREEL_BIN (the meshreel binary; default target/debug/meshreel), CHROMIUM (default
@@ -18,7 +19,9 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { judge, pictureRect, startBrowser, startCapture, startDisplay } from './screen.mjs';
+import {
+  CODE_ROWS, judge, OVERLAY_CODE, pictureRect, readCode, startBrowser, startCapture, startDisplay, VIDEO_CODE,
+} from './screen.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const binary = process.env.MESHREEL_BIN || path.join(root, 'target/debug/meshreel');
@@ -143,6 +146,153 @@ async function playerOnScreen(page, url, failures) {
   }
 }
 
+/** The top CODE_ROWS rows of the one-picture canvas, as the page drew them: width, height and RGBA pixels. */
+async function canvasTop(page) {
+  const { width, height, pixels } = await page.evaluate((rows) => {
+    const canvas = document.getElementById('view');
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, Math.ceil(canvas.height * rows / 480))
+      .data;
+    return { width: canvas.width, height: canvas.height, pixels: Array.from(data) };
+  }, CODE_ROWS);
+  return { width, height, pixels: Uint8ClampedArray.from(pixels) };
+}
+
+/** The codes in a canvas region `x0`.. of `pictureWidth`, for a picture `pictureHeight` high. */
+function codesAt(top, x0, pictureWidth, pictureHeight) {
+  const rows = Math.min(top.pixels.length / 4 / top.width, Math.ceil(pictureHeight * CODE_ROWS / 480));
+  const region = new Uint8ClampedArray(pictureWidth * rows * 4);
+  for (let y = 0; y < rows; y += 1) {
+    const start = (y * top.width + x0) * 4;
+    region.set(top.pixels.subarray(start, start + pictureWidth * 4), y * pictureWidth * 4);
+  }
+  return {
+    video: readCode(region, pictureWidth, pictureWidth, pictureHeight, VIDEO_CODE),
+    overlay: readCode(region, pictureWidth, pictureWidth, pictureHeight, OVERLAY_CODE),
+    region,
+  };
+}
+
+/** Mean absolute difference between `mix` and `a`·(1 − t) + `b`·t over the colour channels. */
+function blendError(mix, a, b, t) {
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < mix.length; i += 4) {
+    for (let c = 0; c < 3; c += 1, count += 1) sum += Math.abs(mix[i + c] - (a[i + c] * (1 - t) + b[i + c] * t));
+  }
+  return sum / count;
+}
+
+/**
+ * The controls keep working on the one picture, judged from the canvas's own pixels while paused at one frame:
+ * overlay off shows the video alone and says so; opacity blends the overlay over the video in proportion; side
+ * by side puts the video on the left and the overlay, with its own code, on the right; a resized stage keeps
+ * the picture whole and the video under it; the HUD names the frame; speed 2× plays twice as fast.
+ */
+async function controls(page, url, failures) {
+  const FRAME = 40;
+  await page.goto(`${url}/`);
+  await page.waitForFunction(() => window.meshreel && window.meshreel.ready, null, { timeout: 30_000 });
+  await setScrub(page, FRAME);
+  await frameShown(page, FRAME);
+  await page.waitForTimeout(300);
+  const check = (ok, message) => {
+    if (!ok) failures.push(message);
+  };
+  const on = await canvasTop(page);
+  const [w, h] = [on.width, on.height];
+  const onCodes = codesAt(on, 0, w, h);
+  console.log(`controls at frame ${FRAME}: canvas ${w}×${h}, codes ${JSON.stringify([onCodes.video, onCodes.overlay])}`);
+  check(onCodes.video === FRAME && onCodes.overlay === FRAME,
+    `paused at frame ${FRAME} the canvas shows video ${onCodes.video} with overlay ${onCodes.overlay}`);
+  const hud = await page.evaluate(() => ({
+    video: document.getElementById('hud-video').textContent,
+    overlay: document.getElementById('hud-overlay').textContent,
+  }));
+  check(hud.video.startsWith(`${FRAME} `) && hud.overlay === String(FRAME),
+    `the HUD says video "${hud.video}", overlay "${hud.overlay}" at frame ${FRAME}`);
+
+  // Overlay off: the video alone, labelled off.
+  await page.click('#show-overlay');
+  const offLabel = await page.$eval('#view', (canvas) => ({ ...canvas.dataset }));
+  const off = await canvasTop(page);
+  const offCodes = codesAt(off, 0, w, h);
+  check(offLabel.status === 'off' && offLabel.frame === '',
+    `with the overlay off the canvas says ${JSON.stringify(offLabel)}`);
+  check(offCodes.video === FRAME && offCodes.overlay === null,
+    `with the overlay off the canvas shows video ${offCodes.video} and overlay code ${offCodes.overlay}`);
+  await page.click('#show-overlay');
+
+  // Opacity: at 0.5 each pixel is halfway between the video alone and the overlay at full opacity.
+  const setOpacity = (value) => page.$eval('#opacity', (input, v) => {
+    input.value = String(v);
+    input.dispatchEvent(new Event('input'));
+  }, value);
+  await setOpacity(1);
+  const full = codesAt(await canvasTop(page), 0, w, h).region;
+  await setOpacity(0.5);
+  const half = codesAt(await canvasTop(page), 0, w, h).region;
+  const error = blendError(half, offCodes.region, full, 0.5);
+  const apart = blendError(offCodes.region, full, full, 0);
+  console.log(`opacity 0.5: ${error.toFixed(2)} levels from the halfway blend (video alone and full overlay ` +
+    `${apart.toFixed(1)} apart)`);
+  check(apart > 10 && error < 2, `at opacity 0.5 the canvas is ${error.toFixed(2)} levels from the halfway ` +
+    `blend of the video (${apart.toFixed(1)} levels from the full overlay)`);
+  await setOpacity(0.85);
+
+  // Side by side: video on the left, the overlay with its own code on the right, 8 picture pixels apart.
+  await page.click('#side-by-side');
+  await frameShown(page, FRAME);
+  const side = await canvasTop(page);
+  const left = codesAt(side, 0, w, h);
+  const right = codesAt(side, w + 8, w, h);
+  console.log(`side by side: canvas ${side.width}×${side.height}, left ${JSON.stringify([left.video, left.overlay])}` +
+    `, right overlay ${right.overlay}`);
+  check(side.width === 2 * w + 8 && side.height === h, `side by side the canvas is ${side.width}×${side.height}`);
+  check(left.video === FRAME && left.overlay === null && right.overlay === FRAME,
+    `side by side the left shows video ${left.video} (overlay code ${left.overlay}), the right overlay ` +
+    `${right.overlay}`);
+  await page.click('#side-by-side');
+
+  // Resizing the stage keeps the whole picture in it, its aspect kept, the video exactly under it.
+  const boxes = () => page.evaluate(() => {
+    const box = (id) => {
+      const r = document.getElementById(id).getBoundingClientRect();
+      return { x: r.x, y: r.y, width: r.width, height: r.height };
+    };
+    return { stage: box('stage'), view: box('view'), video: box('video') };
+  });
+  await page.$eval('#stage', (stage) => { stage.style.height = '260px'; });
+  await page.waitForTimeout(200);
+  const small = await boxes();
+  await page.$eval('#stage', (stage) => { stage.style.height = ''; });
+  const inside = small.view.x >= small.stage.x - 1 && small.view.y >= small.stage.y - 1 &&
+    small.view.x + small.view.width <= small.stage.x + small.stage.width + 1 &&
+    small.view.y + small.view.height <= small.stage.y + small.stage.height + 1;
+  const aspect = (small.view.width / small.view.height) / (w / h);
+  const under = ['x', 'y', 'width', 'height'].every((k) => Math.abs(small.view[k] - small.video[k]) < 1);
+  console.log(`stage 260 px high: picture ${small.view.width.toFixed(0)}×${small.view.height.toFixed(0)}`);
+  check(inside && Math.abs(aspect - 1) < 0.01 && small.view.height > 250 && under,
+    `after a resize the picture does not fit the stage with its aspect and the video under it: ` +
+    JSON.stringify(small));
+
+  // Speed 2×: a second of playing moves about 60 frames, and the picture settles on its own overlay.
+  await page.selectOption('#speed', '2');
+  const startFrame = await page.evaluate(() => window.meshreel.state.current);
+  await page.click('#play');
+  await page.waitForTimeout(1000);
+  await page.click('#play');
+  await page.waitForTimeout(400);
+  const after = await page.evaluate(() => ({
+    current: window.meshreel.state.current, frame: document.getElementById('view').dataset.frame,
+  }));
+  await page.selectOption('#speed', '1');
+  const moved = after.current - startFrame;
+  console.log(`speed 2×: ${moved} frames in about 1 s of playing`);
+  check(moved >= 45 && moved <= 80, `at speed 2× one second of playing moved ${moved} frames, not about 60`);
+  check(after.frame === String(after.current),
+    `after playing at 2× the video is at frame ${after.current} but the overlay shows ${after.frame}`);
+}
+
 /** Browsers without VideoFrame get two layers; the HUD must say that sync is approximate there. */
 async function layersFallback(page, url, failures) {
   await page.goto(`${url}/?present=layers`);
@@ -225,6 +375,7 @@ async function run() {
       }
     };
     await part('the player on screen', () => playerOnScreen(page, url, failures));
+    await part('the controls', () => controls(page, url, failures));
     await part('the two-layer fallback', () => layersFallback(page, url, failures));
     server.kill('SIGINT');
     await part('the screenshot', () => saveScreenshot(page));
